@@ -54,6 +54,9 @@ test: lint
 	$(PY) -m tests.cluster build
 	$(PY) -m pytest tests -q
 
+generate: $(STAMP)
+	$(PY) -m deepspeech_operator.crdgen
+
 run-operator: $(STAMP)
 	KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.cluster/kubeconfig} $(PY) -m deepspeech_operator
 
