@@ -1,0 +1,29 @@
+"""Versions, cache locations and state paths of the local test cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+K8S_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.14"
+
+REPO = Path(__file__).resolve().parents[2]
+GO_MODULES = Path(__file__).resolve().parent / "go"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "deepspeech-operator"
+STATE_DIR = Path(os.environ.get("DSO_CLUSTER_DIR", REPO / ".cluster"))
+
+# Simulated nodes: two GPU nodes as in a small cloud node pool, one CPU node for preflight pods.
+GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+GPU_NODES = ("gpu-node-0", "gpu-node-1")
+CPU_NODES = ("cpu-node-0",)
+GPUS_PER_NODE = 8
+
+# Annotations the node agent obeys (on the pod, or on its namespace as a default for every pod in it).
+SIM_PREFIX = "sim.deepspeech.dev/"
+SIM_HOLD = SIM_PREFIX + "hold"  # "true": stay Running until an exit-code annotation arrives
+SIM_EXIT_CODE = SIM_PREFIX + "exit-code"  # terminate the pod's containers with this code
+SIM_RUN_SECONDS = SIM_PREFIX + "run-seconds"  # how long a pod runs before exiting (default 1)
+SIM_REASON = SIM_PREFIX + "reason"  # terminated.reason, e.g. OOMKilled
+SIM_MESSAGE = SIM_PREFIX + "termination-message"  # terminated.message
