@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Debian packages the tests need (real audio for datasets, openssl for the cluster PKI).
+SYSTEM_PACKAGES := openssl
 REQS := operator/requirements.txt trainer/requirements.txt requirements-dev.txt operator/pyproject.toml trainer/pyproject.toml
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help dev lint fmt unit test integration cluster-up cluster-down cluster-build run-operator generate demo demo-down bench
+.PHONY: help dev system-deps lint fmt unit test integration cluster-up cluster-down cluster-build run-operator generate demo demo-down bench
 
 help:
 	@echo "make demo        - local cluster + S3 + operator, dry-run training of a generated dataset"
@@ -25,6 +27,13 @@ $(STAMP): $(REQS)
 	@touch $@
 
 dev: $(STAMP)
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -46,11 +55,11 @@ cluster-up: $(STAMP)
 cluster-down: $(STAMP)
 	$(PY) -m tests.cluster down
 
-integration: $(STAMP)
+integration: $(STAMP) system-deps
 	$(PY) -m tests.cluster build
 	$(PY) -m pytest tests/integration -q
 
-test: lint
+test: lint system-deps
 	$(PY) -m tests.cluster build
 	$(PY) -m pytest tests -q
 
