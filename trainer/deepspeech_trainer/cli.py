@@ -1,0 +1,106 @@
+"""Command line of the trainer image: `deepspeech-trainer {plan,preflight,train}`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .exitcodes import OK, InvalidInput, TrainerError
+
+DEFAULT_SPEC = Path("/etc/deepspeech/spec.json")
+PROG = "deepspeech-trainer"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--spec", type=Path, default=DEFAULT_SPEC, help=f"spec file, YAML or JSON (default {DEFAULT_SPEC})"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(os.environ.get("DST_WORK_DIR") or "/work"),
+        help="scratch space (default $DST_WORK_DIR or /work)",
+    )
+    parser.add_argument(
+        "--run-id",
+        default=os.environ.get("DST_RUN_ID") or "local",
+        help="run id (default $DST_RUN_ID or local)",
+    )
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Runs Mozilla DeepSpeech training for the operator."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plan = sub.add_parser("plan", help="print the DeepSpeech invocations this spec would run")
+    _common(plan)
+    plan.add_argument(
+        "--epochs-done", type=_non_negative, default=0, help="plan a resume after N completed epochs"
+    )
+    plan.set_defaults(handler=cmd_plan)
+
+    preflight = sub.add_parser("preflight", help="validate spec and data before any GPU is requested")
+    _common(preflight)
+    preflight.set_defaults(handler=_lazy("deepspeech_trainer.preflight"))
+
+    train = sub.add_parser("train", help="stage, train, export and publish")
+    _common(train)
+    train.set_defaults(handler=_lazy("deepspeech_trainer.train"))
+    return parser
+
+
+def _lazy(module: str):  # noqa: ANN202 - returns a handler with the cmd_* signature
+    """Import the sub-command's module only when it runs, so `plan` works without its dependencies."""
+
+    def handler(args: argparse.Namespace) -> int:
+        return int(importlib.import_module(module).main(args))
+
+    return handler
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import make_plan
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    result = make_plan(spec, work_dir=args.work_dir, epochs_done=args.epochs_done)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.to_text(), end="")
+    return OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except TrainerError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValueError as exc:
+        # Programming-level ValueErrors from the builders still mean "this input cannot run".
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return InvalidInput.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
