@@ -1,0 +1,39 @@
+"""Entry point: `python -m deepspeech_operator` or the `deepspeech-operator` script."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from . import handlers, metrics
+from .config import ConfigError, parse
+from .k8s import Cluster, load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse(argv)
+    except ConfigError as exc:
+        print(f"deepspeech-operator: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if config.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    load_config()
+    handlers.configure(config, Cluster())
+    metrics.serve(config.metrics_port)
+    kopf.run(
+        standalone=True,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Names of the DeepSpeechTraining API and of the metadata the operator puts on objects.
+
+Everything here is public: the Helm chart, the docs and the tests refer to these strings.
+"""
+
+from __future__ import annotations
+
+GROUP = "training.deepspeech.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "DeepSpeechTraining"
+PLURAL = "deepspeechtrainings"
+SINGULAR = "deepspeechtraining"
+SHORT_NAME = "dst"
+CATEGORY = "deepspeech"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+# DeepSpeech releases the operator knows; the first two speak the 0.6 flag dialect.
+DEEPSPEECH_VERSIONS = ("0.6.0", "0.6.1", "0.7.4", "0.8.2", "0.9.3")
+DEFAULT_DEEPSPEECH_VERSION = "0.9.3"
+PRE_07_VERSIONS = ("0.6.0", "0.6.1")
+
+OPERATOR_NAME = "deepspeech-operator"
+APP_NAME = "deepspeech-training"
+
+# Standard labels (on Jobs and their pod templates).
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+MANAGED_BY_SELECTOR = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
+
+# Our own labels. Label values are limited to 63 characters, so long CR names are shortened with a
+# hash (naming.label_value); the full name is kept in the annotation of the same key.
+LABEL_TRAINING = f"{GROUP}/training"
+LABEL_RUN = f"{GROUP}/run"
+LABEL_STAGE = f"{GROUP}/stage"
+ANNOTATION_TRAINING = f"{GROUP}/training"
+ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
+# Written on the CR by the child-watching handlers to wake the CR's reconciler (see handlers.py).
+ANNOTATION_OBSERVED = f"{GROUP}/observed-child"
+# kopf keeps its handler progress and diff base under this prefix (never kopf.zalando.org).
+KOPF_PREFIX = GROUP
+KOPF_FINALIZER = f"{GROUP}/finalizer"
+
+# Labels/annotations set by other systems that the operator reads or must respect.
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+STAGE_PREFLIGHT = "preflight"
+STAGE_TRAIN = "train"
+
+# status.phase values (api.md).
+PHASE_PENDING = "Pending"
+PHASE_VALIDATING = "Validating"
+PHASE_QUEUED = "Queued"
+PHASE_RUNNING = "Running"
+PHASE_SUCCEEDED = "Succeeded"
+PHASE_FAILED = "Failed"
+PHASE_SUSPENDED = "Suspended"
+PHASES = (
+    PHASE_PENDING,
+    PHASE_VALIDATING,
+    PHASE_QUEUED,
+    PHASE_RUNNING,
+    PHASE_SUCCEEDED,
+    PHASE_FAILED,
+    PHASE_SUSPENDED,
+)
+TERMINAL_PHASES = (PHASE_SUCCEEDED, PHASE_FAILED)
+# history[].phase additionally knows runs replaced by a spec change before they finished.
+HISTORY_SUPERSEDED = "Superseded"
+
+CONDITION_TYPES = (
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "Validated",
+    "Queued",
+    "Running",
+    "Suspended",
+    "Succeeded",
+    "Failed",
+)

@@ -1,0 +1,186 @@
+"""Operator configuration from CLI flags, each with an environment variable as its default.
+
+Every flag can be given as `DST_OPERATOR_<NAME>` (upper case, dashes as underscores) so the Helm chart can
+set everything through `env:`. Bad values raise ConfigError naming the flag and the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+from . import api
+
+ENV_PREFIX = "DST_OPERATOR_"
+DEFAULT_IMAGE_REPOSITORY = "deepspeech-operator/trainer"
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the flag."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    cpu: str
+    memory: str
+    shared_memory: str = "64Mi"
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()  # empty = all namespaces
+    image_repository: str = DEFAULT_IMAGE_REPOSITORY
+    images: Mapping[str, str] = dataclasses.field(default_factory=dict)  # version -> image overrides
+    allowed_image_prefixes: tuple[str, ...] = (DEFAULT_IMAGE_REPOSITORY + ":",)
+    image_pull_policy: str = "IfNotPresent"
+    metrics_port: int = 8080
+    liveness_port: int = 8081
+    train_defaults: Resources = Resources(cpu="4", memory="16Gi", shared_memory="2Gi")
+    preflight_resources: Resources = Resources(cpu="1", memory="2Gi", shared_memory="64Mi")
+    train_grace_seconds: int = 300  # time for the trainer to write a checkpoint to S3 after SIGTERM
+    preflight_grace_seconds: int = 30
+    run_as_user: int = 1000
+    history_limit: int = 10
+    verbose: bool = False
+
+    def image_for(self, version: str) -> str:
+        """Default trainer image of a DeepSpeech version."""
+        return self.images.get(version) or f"{self.image_repository}:{version}"
+
+    def image_allowed(self, image: str) -> bool:
+        return any(image.startswith(prefix) for prefix in self.allowed_image_prefixes)
+
+
+def _env(flag: str) -> str:
+    return ENV_PREFIX + flag.upper().replace("-", "_")
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepspeech-operator",
+        description="Kubernetes operator that trains Mozilla DeepSpeech models (DeepSpeechTraining CRs). "
+        f"Every flag also reads {ENV_PREFIX}<FLAG> from the environment.",
+    )
+
+    def add(flag: str, help_text: str, **kwargs: object) -> None:
+        env = _env(flag)
+        parser.add_argument(
+            f"--{flag}", default=os.environ.get(env), help=f"{help_text} [env {env}]", **kwargs
+        )  # type: ignore[arg-type]
+
+    add("namespaces", "comma-separated namespaces to watch; empty = all namespaces")
+    add(
+        "image-repository",
+        f"trainer image repository; default image = <repository>:<version> "
+        f"(default {DEFAULT_IMAGE_REPOSITORY})",
+    )
+    add("images", "per-version default images, e.g. 0.9.3=my/trainer:0.9.3,0.6.1=my/old:1")
+    add(
+        "allowed-image-prefixes",
+        "comma-separated prefixes spec.deepspeech.image must start with (default: <image-repository>:)",
+    )
+    add("image-pull-policy", "imagePullPolicy of trainer containers (default IfNotPresent)")
+    add("metrics-port", "port of the Prometheus /metrics endpoint (default 8080)")
+    add("liveness-port", "port of the /healthz liveness endpoint (default 8081)")
+    add("train-cpu", "default CPU of training pods (default 4)")
+    add("train-memory", "default memory of training pods (default 16Gi)")
+    add("train-shared-memory", "default /dev/shm size of training pods (default 2Gi)")
+    add("preflight-cpu", "CPU of preflight pods (default 1)")
+    add("preflight-memory", "memory of preflight pods (default 2Gi)")
+    add("train-grace-seconds", "terminationGracePeriodSeconds of training pods (default 300)")
+    add("run-as-user", "UID the trainer runs as (default 1000)")
+    add("history-limit", "runs kept in status.history (default 10, at most 20)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=os.environ.get(_env("verbose"), "") in ("1", "true"),
+        help=f"debug logging [env {_env('verbose')}]",
+    )
+    return parser
+
+
+def _int(value: str | None, flag: str, default: int, lo: int, hi: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"--{flag} ({_env(flag)}): {value!r} is not an integer") from None
+    if not lo <= number <= hi:
+        raise ConfigError(f"--{flag} ({_env(flag)}): {number} is outside {lo}..{hi}")
+    return number
+
+
+def _quantity(value: str | None, flag: str, default: str) -> str:
+    if value in (None, ""):
+        return default
+    if not _QUANTITY.match(value):
+        raise ConfigError(f"--{flag} ({_env(flag)}): {value!r} is not a quantity such as 4, 500m or 16Gi")
+    return value
+
+
+def _images(value: str | None) -> dict[str, str]:
+    images: dict[str, str] = {}
+    for item in _split(value or ""):
+        version, sep, image = item.partition("=")
+        if not sep or not image:
+            raise ConfigError(f"--images ({_env('images')}): {item!r} is not <version>=<image>")
+        if version not in api.DEEPSPEECH_VERSIONS:
+            raise ConfigError(
+                f"--images ({_env('images')}): unknown DeepSpeech version {version!r}; "
+                f"known: {', '.join(api.DEEPSPEECH_VERSIONS)}"
+            )
+        images[version] = image
+    return images
+
+
+def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
+    """Configuration from flags (and their environment variables)."""
+    args = _parser().parse_args(argv)
+    repository = args.image_repository or DEFAULT_IMAGE_REPOSITORY
+    images = _images(args.images)
+    prefixes = _split(args.allowed_image_prefixes or "") or (repository + ":",)
+    pull = args.image_pull_policy or "IfNotPresent"
+    if pull not in ("Always", "IfNotPresent", "Never"):
+        raise ConfigError(
+            f"--image-pull-policy ({_env('image-pull-policy')}): {pull!r} is not Always, "
+            "IfNotPresent or Never"
+        )
+    config = OperatorConfig(
+        namespaces=_split(args.namespaces or ""),
+        image_repository=repository,
+        images=images,
+        allowed_image_prefixes=prefixes,
+        image_pull_policy=pull,
+        metrics_port=_int(args.metrics_port, "metrics-port", 8080, 1, 65535),
+        liveness_port=_int(args.liveness_port, "liveness-port", 8081, 1, 65535),
+        train_defaults=Resources(
+            cpu=_quantity(args.train_cpu, "train-cpu", "4"),
+            memory=_quantity(args.train_memory, "train-memory", "16Gi"),
+            shared_memory=_quantity(args.train_shared_memory, "train-shared-memory", "2Gi"),
+        ),
+        preflight_resources=Resources(
+            cpu=_quantity(args.preflight_cpu, "preflight-cpu", "1"),
+            memory=_quantity(args.preflight_memory, "preflight-memory", "2Gi"),
+        ),
+        train_grace_seconds=_int(args.train_grace_seconds, "train-grace-seconds", 300, 0, 86400),
+        run_as_user=_int(args.run_as_user, "run-as-user", 1000, 1, 2**31 - 1),
+        history_limit=_int(args.history_limit, "history-limit", 10, 1, 20),
+        verbose=args.verbose,
+    )
+    for version, image in images.items():
+        if not config.image_allowed(image):
+            raise ConfigError(
+                f"--images ({_env('images')}): image {image!r} for {version} does not start "
+                "with an allowed image prefix (--allowed-image-prefixes)"
+            )
+    return config

@@ -1,0 +1,95 @@
+"""The imperative edge towards the API server (official kubernetes client, pinned below 37).
+
+Every call is idempotent: create answers 409 with "adopt it if it is ours", delete answers 404 with "done".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from . import api
+from .observe import owned_by
+
+log = logging.getLogger(__name__)
+
+
+class ForeignObjectError(RuntimeError):
+    """An object with our deterministic name exists but another controller owns it."""
+
+
+def load_config() -> None:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+class Cluster:
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.client = api_client or client.ApiClient()
+        self.batch = client.BatchV1Api(self.client)
+        self.core = client.CoreV1Api(self.client)
+        self.rbac = client.RbacAuthorizationV1Api(self.client)
+        self.custom = client.CustomObjectsApi(self.client)
+
+    # -- reads used for 409 adoption -------------------------------------------------------------------
+    def _read(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        kind, ns, name = obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]
+        readers = {
+            "Job": self.batch.read_namespaced_job,
+            "ServiceAccount": self.core.read_namespaced_service_account,
+            "Role": self.rbac.read_namespaced_role,
+            "RoleBinding": self.rbac.read_namespaced_role_binding,
+        }
+        found = readers[kind](name, ns, _preload_content=False)
+        return json.loads(found.data)
+
+    def _create(self, obj: Mapping[str, Any]) -> None:
+        kind, ns = obj["kind"], obj["metadata"]["namespace"]
+        creators = {
+            "Job": self.batch.create_namespaced_job,
+            "ServiceAccount": self.core.create_namespaced_service_account,
+            "Role": self.rbac.create_namespaced_role,
+            "RoleBinding": self.rbac.create_namespaced_role_binding,
+        }
+        creators[kind](ns, obj, field_manager=api.OPERATOR_NAME)
+
+    def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
+        """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
+        try:
+            self._create(obj)
+            return "created"
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = self._read(obj)
+        if owned_by(existing, owner_uid):
+            return "adopted"
+        raise ForeignObjectError(
+            f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']} exists and is not "
+            "controlled by this DeepSpeechTraining (left to its owner or the garbage collector)"
+        )
+
+    def delete_job(self, namespace: str, name: str, propagation: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy=propagation)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def poke(self, namespace: str, name: str, value: str) -> None:
+        """Touch the CR's observed-child annotation so kopf delivers a CR event to the reconciler."""
+        body = {"metadata": {"annotations": {api.ANNOTATION_OBSERVED: value}}}
+        try:
+            self.custom.patch_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name, body
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # the CR is gone: nothing to wake
+                raise

@@ -1,0 +1,218 @@
+"""Pure reading of child Jobs and Pods: what state they are in, and what the trainer reported.
+
+The handlers keep slim projections (project_job / project_pod) in kopf indexes; everything else here
+works on those projections, so the unit tests build them by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import api, contract
+
+
+def project_job(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a Job the reconciler reads (kept in memory per Job)."""
+    meta = body.get("metadata", {})
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": {
+                k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(api.GROUP)
+            },
+            "ownerReferences": [dict(ref) for ref in meta.get("ownerReferences") or []],
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+        },
+        "spec": {"suspend": bool((body.get("spec") or {}).get("suspend"))},
+        "status": json.loads(json.dumps(body.get("status") or {})),
+    }
+
+
+def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a Pod the reconciler reads."""
+    meta = body.get("metadata", {})
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "labels": dict(meta.get("labels") or {}),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+        },
+        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+        "status": json.loads(json.dumps(body.get("status") or {})),
+    }
+
+
+def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """True when `uid` is the object's controller: only then may the operator adopt or delete it."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
+
+
+class JobState(enum.Enum):
+    ACTIVE = "Active"
+    SUSPENDED = "Suspended"  # spec.suspend set by Kueue (not admitted, or preempted)
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobView:
+    state: JobState
+    reason: str = ""
+    message: str = ""
+    failed: int = 0
+    deleting: bool = False
+    completion_time: str | None = None
+
+
+def _condition(obj: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond.get("type") == ctype and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def job_view(job: Mapping[str, Any]) -> JobView:
+    """State of a Job. Only the terminal Complete/Failed conditions count as finished: FailureTarget and
+    SuccessCriteriaMet are set while pods still terminate."""
+    status = job.get("status", {})
+    common = {
+        "failed": int(status.get("failed") or 0),
+        "deleting": bool(job.get("metadata", {}).get("deletionTimestamp")),
+    }
+    done = _condition(job, "Complete")
+    if done:
+        return JobView(
+            JobState.COMPLETE,
+            "Completed",
+            done.get("message", ""),
+            completion_time=status.get("completionTime") or done.get("lastTransitionTime"),
+            **common,
+        )
+    failed = _condition(job, "Failed")
+    if failed:
+        return JobView(
+            JobState.FAILED,
+            failed.get("reason") or "Failed",
+            failed.get("message", ""),
+            completion_time=failed.get("lastTransitionTime"),
+            **common,
+        )
+    suspended = _condition(job, "Suspended")
+    if suspended or job.get("spec", {}).get("suspend"):
+        return JobView(JobState.SUSPENDED, "Suspended", (suspended or {}).get("message", ""), **common)
+    return JobView(JobState.ACTIVE, **common)
+
+
+def pod_alive(pod: Mapping[str, Any]) -> bool:
+    """A pod that still holds (or may soon hold) a node's resources."""
+    return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def _trainer_terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        if cs.get("name") == contract.CONTAINER_NAME:
+            return (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+    return None
+
+
+def termination_message(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The trainer's JSON termination message (docs/contract.md), or None when absent or not JSON."""
+    terminated = _trainer_terminated(pod)
+    if not terminated or not terminated.get("message"):
+        return None
+    try:
+        message = json.loads(terminated["message"])
+    except ValueError:
+        return None  # FallbackToLogsOnError put a log tail there
+    return message if isinstance(message, dict) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class PodsView:
+    running: bool = False
+    unschedulable: str = ""  # the scheduler's message
+    disrupted: bool = False  # newest finished pod was evicted/preempted
+    exit_code: int | None = None  # of the newest counted failure
+    failure_reason: str = ""
+    result: dict[str, Any] | None = None  # termination message of the newest pod that has one
+    running_since: str | None = None
+
+
+def _pod_condition(pod: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
+    for cond in pod.get("status", {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return cond
+    return None
+
+
+def _created(pod: Mapping[str, Any]) -> str:
+    return pod.get("metadata", {}).get("creationTimestamp") or ""
+
+
+def _log_tail(text: str, limit: int = 300) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def pods_view(pods: Iterable[Mapping[str, Any]]) -> PodsView:
+    """Summary of one Job's pods, newest first."""
+    ordered = sorted(pods, key=_created, reverse=True)
+    running = False
+    running_since = None
+    unschedulable = ""
+    for pod in ordered:
+        status = pod.get("status", {})
+        if status.get("phase") == "Running" and not pod.get("metadata", {}).get("deletionTimestamp"):
+            running = True
+            running_since = running_since or status.get("startTime")
+        scheduled = _pod_condition(pod, "PodScheduled")
+        if (
+            status.get("phase") == "Pending"
+            and scheduled
+            and scheduled.get("status") == "False"
+            and scheduled.get("reason") == "Unschedulable"
+            and not unschedulable
+        ):
+            unschedulable = scheduled.get("message") or "no node fits the pod"
+    disrupted = False
+    exit_code = None
+    reason = ""
+    for pod in ordered:
+        if pod.get("status", {}).get("phase") != "Failed":
+            continue
+        target = _pod_condition(pod, "DisruptionTarget")
+        if target and target.get("status") == "True":
+            disrupted = True
+            reason = target.get("reason") or "Evicted"
+            break
+        terminated = _trainer_terminated(pod) or {}
+        exit_code = terminated.get("exitCode")
+        reason = terminated.get("reason") or pod.get("status", {}).get("reason") or "Error"
+        if reason == "Error" and terminated.get("message") and termination_message(pod) is None:
+            reason = f"Error: {_log_tail(terminated['message'])}"
+        break
+    result = None
+    for pod in ordered:
+        result = termination_message(pod)
+        if result is not None:
+            break
+    return PodsView(
+        running=running,
+        unschedulable=unschedulable,
+        disrupted=disrupted,
+        exit_code=exit_code,
+        failure_reason=reason,
+        result=result,
+        running_since=running_since,
+    )

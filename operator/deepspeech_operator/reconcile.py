@@ -1,0 +1,492 @@
+"""The reconcile decision as a pure function: CR + observed children -> actions + desired status.
+
+`decide` is called for every event of a DeepSpeechTraining (and, through a poke annotation, for every
+event of its Jobs and Pods). It must give the same answer for the same input, so that running it twice,
+or after an operator restart, creates nothing twice: names are deterministic, and the run is identified by
+the spec hash stored in status and on the Jobs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import api, naming
+from .children import Owner, build_job, image_of, trainer_rbac
+from .config import OperatorConfig
+from .observe import JobState, JobView, PodsView, job_view, owned_by, pod_alive, pods_view
+from .status import append_history, desired_conditions, history_entry, merge_conditions, progress_display
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateJob:
+    job: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeleteJob:
+    name: str
+    # Foreground: the Job stays (with a deletionTimestamp) until its pods are gone, so "pods stopped" is
+    # observable on the Job; pods get SIGTERM and their grace period either way.
+    propagation: str
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsureObjects:
+    """Create these objects if absent (the trainer's ServiceAccount/Role/RoleBinding)."""
+
+    objects: list[dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+Action = CreateJob | DeleteJob | EnsureObjects
+
+
+@dataclasses.dataclass
+class Decision:
+    actions: list[Action]
+    events: list[Event]
+    status: dict[str, Any]
+
+
+# Reasons whose transition is worth a Warning event.
+WARNING_REASONS = frozenset(
+    {
+        "Preempted",
+        "Retrying",
+        "Unschedulable",
+        "BackoffLimitExceeded",
+        "DeadlineExceeded",
+        "PodFailurePolicy",
+        "InvalidSpec",
+        "PreflightFailed",
+        "Failed",
+        "JobDeleted",
+    }
+)
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return obj.get("metadata", {}).get("labels") or {}
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return obj.get("metadata", {}).get("name", "")
+
+
+def _first_stage(spec: Mapping[str, Any]) -> str:
+    preflight = spec.get("preflight", True) or spec.get("dryRun", False)
+    return api.STAGE_PREFLIGHT if preflight else api.STAGE_TRAIN
+
+
+def _resume_count(name: str) -> int:
+    _head, sep, tail = name.rpartition("-s")
+    return int(tail) if sep and tail.isdigit() else 0
+
+
+def adopt_run(
+    jobs: Sequence[Mapping[str, Any]], spec_hash: str, after_generation: int
+) -> dict[str, Any] | None:
+    """Rebuild the run from existing Jobs of this spec hash when status lost it (crash before the status
+    patch). Only runs newer than the one in status qualify, so flipping a spec back never revives an old,
+    superseded run."""
+    candidates = [
+        j
+        for j in jobs
+        if j.get("metadata", {}).get("annotations", {}).get(api.ANNOTATION_SPEC_HASH) == spec_hash
+        and naming.run_generation(_labels(j).get(api.LABEL_RUN, "")) > after_generation
+    ]
+    if not candidates:
+        return None
+    rid = max((_labels(j)[api.LABEL_RUN] for j in candidates), key=naming.run_generation)
+    mine = [j for j in candidates if _labels(j)[api.LABEL_RUN] == rid]
+    stage = (
+        api.STAGE_TRAIN
+        if any(_labels(j).get(api.LABEL_STAGE) == api.STAGE_TRAIN for j in mine)
+        else api.STAGE_PREFLIGHT
+    )
+    resumes = max(_resume_count(_name(j)) for j in mine if _labels(j).get(api.LABEL_STAGE) == stage)
+    return {"id": rid, "generation": naming.run_generation(rid), "stage": stage, "resumes": resumes}
+
+
+def _preflight_result(run_id: str, result: Mapping[str, Any] | None, ok: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"runId": run_id, "ok": ok}
+    if result and result.get("kind") == api.STAGE_PREFLIGHT:
+        for key in ("rows", "problemCount", "alphabetSize"):
+            if isinstance(result.get(key), int):
+                out[key] = result[key]
+        problems = []
+        for problem in (result.get("problems") or [])[:50]:
+            if isinstance(problem, Mapping):
+                problems.append(
+                    {
+                        k: problem[k]
+                        for k in ("file", "line", "code", "message")
+                        if k in problem and problem[k] is not None
+                    }
+                )
+        if problems:
+            out["problems"] = problems
+    return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _failure_message(name: str, view: JobView, pods: PodsView) -> str:
+    parts = [f"Job {name} failed ({view.reason})"]
+    if view.message:
+        parts.append(view.message)
+    if pods.exit_code is not None:
+        parts.append(
+            f"last exit code {pods.exit_code}" + (f" ({pods.failure_reason})" if pods.failure_reason else "")
+        )
+    if pods.result and pods.result.get("error"):
+        parts.append(str(pods.result["error"])[:500])
+    return "; ".join(parts)
+
+
+class _Run:
+    """Mutable working state of one decide() call."""
+
+    def __init__(
+        self,
+        body: Mapping[str, Any],
+        jobs: Sequence[Mapping[str, Any]],
+        pods: Sequence[Mapping[str, Any]],
+        config: OperatorConfig,
+        now: str,
+    ) -> None:
+        self.body = body
+        self.meta = body["metadata"]
+        self.spec: Mapping[str, Any] = body.get("spec") or {}
+        self.old: Mapping[str, Any] = body.get("status") or {}
+        self.owner = Owner.of(body)
+        self.generation = int(self.meta.get("generation") or 1)
+        self.config = config
+        self.now = now
+        self.jobs = [j for j in jobs if owned_by(j, self.owner.uid)]
+        self.jobs_by_name = {_name(j): j for j in self.jobs}
+        self.pods = list(pods)
+        self.status: dict[str, Any] = copy.deepcopy(dict(self.old))
+        self.actions: list[Action] = []
+        self.events: list[Event] = []
+        self.phase = self.old.get("phase") or api.PHASE_PENDING
+        self.reason = "Pending"
+        self.message = ""
+        self.validated = ("Unknown", "PreflightPending", "")
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Event("Warning" if warning else "Normal", reason, message))
+
+    def set(self, phase: str, reason: str, message: str = "") -> None:
+        if self.run.get("stage") == api.STAGE_PREFLIGHT and phase in (api.PHASE_QUEUED, api.PHASE_RUNNING):
+            phase = api.PHASE_VALIDATING  # api.md: the CPU preflight is the Validating phase
+        self.phase, self.reason, self.message = phase, reason, message
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.status.setdefault("run", {})
+
+
+def _start_run_if_needed(r: _Run) -> bool:
+    """Switch to a new run when the run-defining spec changed; True when the run is new."""
+    h = naming.spec_hash(r.spec)
+    old_run = r.old.get("run") or {}
+    if old_run.get("specHash") == h and old_run.get("id"):
+        return False
+    adopted = adopt_run(r.jobs, h, int(old_run.get("generation") or 0))
+    entry = history_entry(r.old, r.now)
+    if entry:
+        r.status["history"] = append_history(r.old.get("history"), entry, r.config.history_limit)
+        if entry["phase"] == api.HISTORY_SUPERSEDED:
+            r.event("RunSuperseded", f"run {entry['id']} replaced by a spec change")
+    rid = adopted["id"] if adopted else naming.run_id(r.generation)
+    r.status["run"] = {
+        "id": rid,
+        "generation": naming.run_generation(rid),
+        "specHash": h,
+        "stage": adopted["stage"] if adopted else _first_stage(r.spec),
+        "resumes": adopted["resumes"] if adopted else 0,
+        "suspended": False,
+        "image": image_of(r.spec, r.config),
+    }
+    for key in ("preflight", "plan", "checkpoint"):
+        r.status.pop(key, None)
+    r.status["progress"] = {"runId": rid, "epoch": 0}
+    r.phase = api.PHASE_PENDING
+    r.event("RunStarted", f"run {rid} started for generation {r.generation} (spec {h})")
+    return True
+
+
+def _cleanup_other_runs(r: _Run) -> None:
+    rid = r.run["id"]
+    for job in r.jobs:
+        if _labels(job).get(api.LABEL_RUN) == rid:
+            continue
+        view = job_view(job)
+        if view.deleting:
+            continue
+        active = view.state not in (JobState.COMPLETE, JobState.FAILED)
+        r.actions.append(DeleteJob(_name(job), "Foreground" if active else "Background"))
+        r.event("JobDeleted", f"deleting Job {_name(job)} of an earlier run")
+
+
+def _validate(r: _Run) -> str:
+    """Checks the schema cannot express (operator configuration); the message names the field."""
+    image = image_of(r.spec, r.config)
+    if r.spec.get("deepspeech", {}).get("image") and not r.config.image_allowed(image):
+        return (
+            f"spec.deepspeech.image {image!r} does not start with an allowed prefix "
+            f"({', '.join(r.config.allowed_image_prefixes)})"
+        )
+    return ""
+
+
+def _validated_from_status(r: _Run) -> tuple[str, str, str]:
+    if not (r.spec.get("preflight", True) or r.spec.get("dryRun")):
+        return ("True", "PreflightSkipped", "spec.preflight is false")
+    pre = r.status.get("preflight") or {}
+    if pre.get("runId") == r.run["id"] and pre.get("ok") is False:
+        return ("False", "PreflightFailed", f"{pre.get('problemCount', 0)} problems found")
+    if r.run.get("stage") == api.STAGE_TRAIN or (pre.get("runId") == r.run["id"] and pre.get("ok")):
+        rows = pre.get("rows")
+        return ("True", "PreflightPassed", f"{rows} rows checked" if rows is not None else "")
+    return ("Unknown", "PreflightPending", "")
+
+
+def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
+    rid = r.run["id"]
+    r.run["completionTime"] = view.completion_time or r.now
+    result = pods.result if pods.result and pods.result.get("kind") == api.STAGE_TRAIN else {}
+    model = result.get("model") if isinstance(result.get("model"), Mapping) else {}
+    # Without a termination message the contract still says where the model is: <output.uri>/<run id>/.
+    uri = model.get("uri") or f"{r.spec.get('output', {}).get('uri', '').rstrip('/')}/{rid}/"
+    r.status["model"] = {"uri": uri, "runId": rid}
+    if isinstance(model.get("files"), list):
+        r.status["model"]["files"] = [str(f) for f in model["files"][:32]]
+    metrics = result.get("metrics") if isinstance(result.get("metrics"), Mapping) else {}
+    clean = {
+        k: _number(metrics.get(k)) for k in ("wer", "cer", "loss") if _number(metrics.get(k)) is not None
+    }
+    if clean:
+        r.status["metrics"] = clean
+    else:
+        r.status.pop("metrics", None)
+    checkpoint = result.get("checkpoint")
+    if isinstance(checkpoint, Mapping) and checkpoint.get("uri"):
+        r.status["checkpoint"] = {k: checkpoint[k] for k in ("uri", "epoch") if k in checkpoint}
+    if isinstance(result.get("epochsDone"), int):
+        r.status.setdefault("progress", {})["epoch"] = result["epochsDone"]
+    r.set(api.PHASE_SUCCEEDED, "Succeeded", f"Job {name} completed; model at {uri}")
+    r.event("ModelExported", f"run {rid} exported its model to {uri}")
+
+
+def _process_stage(r: _Run) -> None:
+    suspend = bool(r.spec.get("suspend"))
+    for _ in range(2):  # at most preflight, then train, in one pass
+        run = r.run
+        if not suspend and run.get("suspended"):
+            run["resumes"] = int(run.get("resumes") or 0) + 1
+            run["suspended"] = False
+            r.event("Resumed", f"run {run['id']} resumes (resume {run['resumes']})")
+        stage = run["stage"]
+        name = naming.job_name(r.owner.name, run["id"], stage, int(run.get("resumes") or 0))
+        job = r.jobs_by_name.get(name)
+        my_pods = [p for p in r.pods if _labels(p).get(api.LABEL_JOB_NAME) == name]
+        pods = pods_view(my_pods)
+        view = job_view(job) if job else None
+        # Leftover active Jobs of this run (an earlier resume, say) are stopped.
+        for other in r.jobs:
+            if (
+                _labels(other).get(api.LABEL_RUN) == run["id"]
+                and _name(other) != name
+                and job_view(other).state not in (JobState.COMPLETE, JobState.FAILED)
+                and not job_view(other).deleting
+            ):
+                r.actions.append(DeleteJob(_name(other), "Foreground"))
+
+        if view and view.state == JobState.COMPLETE:
+            if stage == api.STAGE_PREFLIGHT:
+                r.status["preflight"] = _preflight_result(run["id"], pods.result, True)
+                r.validated = _validated_from_status(r)
+                if r.spec.get("dryRun"):
+                    run["completionTime"] = view.completion_time or r.now
+                    r.set(
+                        api.PHASE_SUCCEEDED,
+                        "DryRunComplete",
+                        "preflight passed; the planned command lines are in status.plan",
+                    )
+                    return
+                run["stage"] = api.STAGE_TRAIN
+                continue
+            _finish_success(r, name, view, pods)
+            return
+        if view and view.state == JobState.FAILED:
+            run["completionTime"] = view.completion_time or r.now
+            if pods.exit_code is not None:
+                run["lastExitCode"] = pods.exit_code
+            if pods.failure_reason:
+                run["lastFailureReason"] = pods.failure_reason
+            message = _failure_message(name, view, pods)
+            if stage == api.STAGE_PREFLIGHT:
+                r.status["preflight"] = _preflight_result(run["id"], pods.result, False)
+                r.validated = ("False", "PreflightFailed", message)
+            r.set(api.PHASE_FAILED, view.reason, message)
+            return
+
+        if suspend:
+            if job and not view.deleting:  # type: ignore[union-attr]
+                r.actions.append(DeleteJob(name, "Foreground"))
+            if job or run.get("jobName") == name:
+                run["suspended"] = True
+            alive = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_RUN) == run["id"]]
+            if job or alive:
+                r.set(api.PHASE_RUNNING, "Suspending", "the trainer checkpoints and its pods stop")
+            else:
+                r.set(api.PHASE_SUSPENDED, "Suspended", "spec.suspend is true; no pods are running")
+            return
+
+        if job is None:
+            blocking = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_JOB_NAME) != name]
+            if blocking:
+                r.set(
+                    api.PHASE_PENDING,
+                    "WaitingForPreviousPods",
+                    f"waiting for {len(blocking)} pod(s) of earlier Jobs to stop",
+                )
+                return
+            # Idempotent: creates only what is missing, so a restart between the two is harmless.
+            r.actions.append(EnsureObjects(trainer_rbac(r.owner, r.spec)))
+            r.actions.append(
+                CreateJob(
+                    build_job(
+                        r.owner,
+                        r.spec,
+                        run_id=run["id"],
+                        stage=stage,
+                        resumes=int(run.get("resumes") or 0),
+                        spec_hash=run["specHash"],
+                        config=r.config,
+                    )
+                )
+            )
+            run["jobName"] = name
+            run.setdefault("startTime", r.now)
+            run["attempt"] = 1
+            r.set(api.PHASE_QUEUED, "JobCreated", f"created Job {name}")
+            return
+
+        run["jobName"] = name
+        run["attempt"] = view.failed + 1  # type: ignore[union-attr]
+        if pods.exit_code is not None:
+            run["lastExitCode"] = pods.exit_code
+        if view.deleting:  # type: ignore[union-attr]
+            r.set(api.PHASE_PENDING, "JobDeleted", f"Job {name} is being deleted; it is re-created once gone")
+        elif view.state == JobState.SUSPENDED:  # type: ignore[union-attr]
+            was_running = r.old.get("phase") == api.PHASE_RUNNING or _old_reason(r) == "Preempted"
+            r.set(
+                api.PHASE_QUEUED,
+                "Preempted" if was_running else "Queued",
+                view.message or "the Job is suspended by its queue (Kueue) until admitted",
+            )  # type: ignore[union-attr]
+        elif pods.running:
+            r.set(api.PHASE_RUNNING, "Running", f"Job {name} is running (attempt {run['attempt']})")
+        elif pods.unschedulable:
+            run["lastFailureReason"] = f"Unschedulable: {pods.unschedulable}"
+            r.set(api.PHASE_QUEUED, "Unschedulable", pods.unschedulable)
+        elif pods.disrupted:
+            run["lastFailureReason"] = pods.failure_reason
+            r.set(
+                api.PHASE_QUEUED,
+                "Preempted",
+                f"pod evicted or preempted ({pods.failure_reason}); resuming from the latest checkpoint",
+            )
+        elif view.failed > 0:  # type: ignore[union-attr]
+            run["lastFailureReason"] = pods.failure_reason
+            r.set(
+                api.PHASE_RUNNING,
+                "Retrying",
+                f"attempt {run['attempt']} after exit code {pods.exit_code}"
+                + (f" ({pods.failure_reason})" if pods.failure_reason else ""),
+            )
+        else:
+            r.set(api.PHASE_QUEUED, "Admitted", f"Job {name} waits for its pod to start")
+        return
+
+
+def _progress(r: _Run) -> None:
+    rid = r.run["id"]
+    progress = dict(r.status.get("progress") or {})
+    if progress.get("runId") != rid:
+        progress = {"runId": rid, "epoch": 0}  # a stale pod of another run wrote it
+    progress["epochs"] = progress.get("epochs") or int(r.spec.get("training", {}).get("epochs", 75))
+    display = progress_display(progress)
+    if display:
+        progress["display"] = display
+    r.status["progress"] = progress
+
+
+def _old_reason(r: _Run) -> str:
+    for cond in r.old.get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("reason") or ""
+    return ""
+
+
+def _transition_events(r: _Run) -> None:
+    old_reason = _old_reason(r)
+    if (r.old.get("phase"), old_reason) != (r.phase, r.reason):
+        message = r.message or f"phase {r.phase}"
+        r.event(r.reason, message, warning=r.reason in WARNING_REASONS)
+
+
+def decide(
+    body: Mapping[str, Any],
+    jobs: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    config: OperatorConfig,
+    now: str,
+) -> Decision:
+    """What to do for one DeepSpeechTraining, given its Jobs and Pods (projections, see observe.py)."""
+    r = _Run(body, jobs, pods, config, now)
+    new_run = _start_run_if_needed(r)
+    _cleanup_other_runs(r)
+    problem = _validate(r)
+    r.validated = _validated_from_status(r)
+    if problem:
+        r.run.setdefault("completionTime", now)
+        r.validated = ("False", "InvalidSpec", problem)
+        r.set(api.PHASE_FAILED, "InvalidSpec", problem)
+    elif not new_run and r.old.get("phase") in api.TERMINAL_PHASES:
+        # A finished run stays finished: its result is in status, even after its Jobs are gone.
+        ready = next((c for c in r.old.get("conditions") or [] if c.get("type") == "Ready"), {})
+        r.phase, r.reason, r.message = (
+            r.old["phase"],
+            ready.get("reason") or r.old["phase"],
+            ready.get("message", ""),
+        )
+        validated = next((c for c in r.old.get("conditions") or [] if c.get("type") == "Validated"), None)
+        if validated:
+            r.validated = (validated["status"], validated.get("reason", ""), validated.get("message", ""))
+    else:
+        _process_stage(r)
+    _progress(r)
+    _transition_events(r)
+    r.status["observedGeneration"] = r.generation
+    r.status["phase"] = r.phase
+    r.status["conditions"] = merge_conditions(
+        r.old.get("conditions"),
+        desired_conditions(r.phase, r.reason, r.message, r.generation, r.validated),
+        now,
+    )
+    return Decision(actions=r.actions, events=r.events, status=r.status)
