@@ -1,0 +1,259 @@
+"""Parser of DeepSpeech's console output (reference §6.4, §6.5): lines in, typed events out. Pure."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+Phase = Literal["train", "dev", "metrics"]
+
+_PHASES: dict[str, Phase] = {"Training": "train", "Validation": "dev", "Metrics": "metrics"}
+_NUM = r"nan|-?inf|-?\d+(?:\.\d*)?(?:e[-+]?\d+)?"
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    """A progress-bar line: `loss` is the running mean of the epoch so far."""
+
+    epoch: int
+    phase: Phase
+    steps: int
+    loss: float
+    elapsed: str
+    dataset: str | None
+
+
+@dataclass(frozen=True)
+class EpochStarted:
+    epoch: int
+    phase: Phase
+    dataset: str | None
+
+
+@dataclass(frozen=True)
+class EpochFinished:
+    epoch: int
+    phase: Phase
+    loss: float
+    dataset: str | None
+
+
+@dataclass(frozen=True)
+class BestModelSaved:
+    loss: float
+    path: str
+
+
+@dataclass(frozen=True)
+class CheckpointLoaded:
+    """`source` is `best`, `last` or `init` (fresh variables); `step` only on 0.6.x."""
+
+    source: Literal["best", "last", "init"]
+    path: str | None
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    message: str
+
+
+@dataclass(frozen=True)
+class LearningRateReduced:
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class OptimizationStarted:
+    pass
+
+
+@dataclass(frozen=True)
+class OptimizationFinished:
+    duration: str
+
+
+@dataclass(frozen=True)
+class TestStarted:
+    dataset: str
+
+
+@dataclass(frozen=True)
+class TestProgress:
+    steps: int
+    elapsed: str
+
+
+@dataclass(frozen=True)
+class TestResult:
+    dataset: str
+    wer: float
+    cer: float
+    loss: float
+
+
+@dataclass(frozen=True)
+class ModelExported:
+    directory: str
+
+
+@dataclass(frozen=True)
+class NonFiniteLoss:
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ErrorLine:
+    """An `E …` log line, an absl `FATAL …` line or a Python exception line: kept for the failure reason."""
+
+    message: str
+
+
+Event = (
+    EpochProgress
+    | EpochStarted
+    | EpochFinished
+    | BestModelSaved
+    | CheckpointLoaded
+    | EarlyStop
+    | LearningRateReduced
+    | OptimizationStarted
+    | OptimizationFinished
+    | TestStarted
+    | TestProgress
+    | TestResult
+    | ModelExported
+    | NonFiniteLoss
+    | ErrorLine
+)
+
+
+def _f(text: str) -> float:
+    return float(text)
+
+
+_RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Event]]] = [
+    (
+        re.compile(
+            rf"^Epoch (\d+) \|\s*(Training|Validation|Metrics) \| Elapsed Time: ([^|]+?) \| Steps: (\d+)"
+            rf" \| Loss: ({_NUM})(?: \| Dataset: (.+))?$"
+        ),
+        lambda m: EpochProgress(int(m[1]), _PHASES[m[2]], int(m[4]), _f(m[5]), m[3].strip(), m[6]),
+    ),
+    (re.compile(r"^I Training epoch (\d+)\.\.\.$"), lambda m: EpochStarted(int(m[1]), "train", None)),
+    (
+        re.compile(rf"^I Finished training epoch (\d+) - loss: ({_NUM})$"),
+        lambda m: EpochFinished(int(m[1]), "train", _f(m[2]), None),
+    ),
+    (re.compile(r"^I Validating epoch (\d+) on (.+)\.\.\.$"), lambda m: EpochStarted(int(m[1]), "dev", m[2])),
+    (
+        re.compile(rf"^I Finished validating epoch (\d+) on (.+) - loss: ({_NUM})$"),
+        lambda m: EpochFinished(int(m[1]), "dev", _f(m[3]), m[2]),
+    ),
+    (
+        re.compile(rf"^I Metrics for epoch (\d+) on (.+) - loss: ({_NUM})$"),
+        lambda m: EpochFinished(int(m[1]), "metrics", _f(m[3]), m[2]),
+    ),
+    (
+        re.compile(r"^I Metrics for epoch (\d+) on (.+)\.\.\.$"),
+        lambda m: EpochStarted(int(m[1]), "metrics", m[2]),
+    ),
+    (
+        re.compile(rf"^I Saved new best validating model with loss ({_NUM}) to: (.+)$"),
+        lambda m: BestModelSaved(_f(m[1]), m[2]),
+    ),
+    (
+        re.compile(r"^I Loading (best validating|most recent) checkpoint from (.+)$"),
+        lambda m: CheckpointLoaded("best" if m[1].startswith("best") else "last", m[2]),
+    ),
+    (
+        re.compile(
+            r"^I Restored variables from (best validation|most recent) checkpoint at (.+), step (\d+)$"
+        ),
+        lambda m: CheckpointLoaded("best" if m[1].startswith("best") else "last", m[2], int(m[3])),
+    ),
+    (
+        re.compile(r"^I (?:Initializing all variables\.|Initializing variables\.\.\.)$"),
+        lambda m: CheckpointLoaded("init", None),
+    ),
+    (re.compile(r"^I (Early stop triggered.*)$"), lambda m: EarlyStop(m[1])),
+    (
+        re.compile(rf"^I Encountered a plateau, reducing learning rate to ({_NUM})$"),
+        lambda m: LearningRateReduced(_f(m[1])),
+    ),
+    (re.compile(r"^I STARTING Optimization$"), lambda m: OptimizationStarted()),
+    (re.compile(r"^I FINISHED optimization in (.+)$"), lambda m: OptimizationFinished(m[1])),
+    (re.compile(r"^Testing model on (.+)$"), lambda m: TestStarted(m[1])),
+    (
+        re.compile(r"^Test epoch \| Steps: (\d+) \| Elapsed Time: (.+)$"),
+        lambda m: TestProgress(int(m[1]), m[2].strip()),
+    ),
+    (
+        re.compile(rf"^Test on (.+) - WER: ({_NUM}), CER: ({_NUM}), loss: ({_NUM})$"),
+        lambda m: TestResult(m[1], _f(m[2]), _f(m[3]), _f(m[4])),
+    ),
+    (re.compile(r"^I Models exported at (.+)$"), lambda m: ModelExported(m[1])),
+    (
+        re.compile(r"^E The following files caused an infinite \(or NaN\) loss: (.*)$"),
+        lambda m: NonFiniteLoss(tuple(f for f in m[1].split(",") if f)),
+    ),
+    (re.compile(r"^(?:E |FATAL )(.+)$"), lambda m: ErrorLine(m[0])),
+    # The last line of a Python traceback names the exception that killed DeepSpeech.
+    (
+        re.compile(r"^((?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exhausted\w*)(?::.*)?)$"),
+        lambda m: ErrorLine(m[1]),
+    ),
+]
+
+
+def parse_line(line: str) -> Event | None:
+    """The event one complete output line carries, or None for lines of no interest."""
+    text = line.rstrip("\r\n")
+    for pattern, make in _RULES:
+        match = pattern.match(text)
+        if match:
+            return make(match)
+    return None
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines at `\\n`, `\\r\\n` and lone `\\r` (progress-bar redraws)."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+
+    def feed(self, data: bytes) -> Iterator[str]:
+        yield from self._split(self._pending + self._decoder.decode(data))
+
+    def close(self) -> Iterator[str]:
+        rest = self._pending + self._decoder.decode(b"", final=True)
+        self._pending = ""
+        if rest:
+            yield from self._split(rest + "\n")
+
+    def _split(self, text: str) -> Iterator[str]:
+        start = 0
+        i = 0
+        n = len(text)
+        while i < n:
+            ch = text[i]
+            if ch == "\n" or ch == "\r":
+                if ch == "\r" and i + 1 == n:
+                    break  # might be the first half of \r\n: wait for more
+                yield text[start:i]
+                if ch == "\r" and text[i + 1] == "\n":
+                    i += 1
+                start = i + 1
+            i += 1
+        self._pending = text[start:]
+
+
+def parse_stream(lines: Iterator[str]) -> Iterator[Event]:
+    for line in lines:
+        event = parse_line(line)
+        if event is not None:
+            yield event
