@@ -1,0 +1,7 @@
+"""`python -m deepspeech_trainer.prepare ...`: the same as `deepspeech-trainer prepare ...`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
