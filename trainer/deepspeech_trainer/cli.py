@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="stage, train, export and publish")
     _common(train)
     train.set_defaults(handler=_lazy("deepspeech_trainer.train"))
+
+    # prepare parses its own options (docs/prepare.md): '+' as prefix passes every argument through.
+    prepare = sub.add_parser(
+        "prepare", help="build DeepSpeech CSVs from recordings", add_help=False, prefix_chars="+"
+    )
+    prepare.add_argument("prepare_argv", nargs="*")
+    prepare.set_defaults(handler=_lazy("deepspeech_trainer.prepare.cli"))
     return parser
 
 
