@@ -1,0 +1,658 @@
+"""Checkpoints: the run's own store in S3, restore on start, and the init (source) checkpoint.
+
+Layout under `<output.checkpoints>/<run id>/`: the `train-N`/`best_dev-N` files the state files
+reference, the state files `checkpoint` and `best_dev_checkpoint` (paths as basenames, so any pod can
+use them), `flags.txt`, `run-state.json` and, written last, `latest`. A reader that finds `latest`
+therefore finds a complete set: data files go up before the state file that references them
+(pitfall 16), and files no state file references are never uploaded and are pruned remotely.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from deepspeech_trainer import s3
+from deepspeech_trainer.alphabet import parse_alphabet
+from deepspeech_trainer.csvdata import Problem
+from deepspeech_trainer.exitcodes import InvalidInput, TransientError
+
+log = logging.getLogger(__name__)
+
+STATE_FILES = ("checkpoint", "best_dev_checkpoint")
+RUN_STATE = "run-state.json"
+LATEST = "latest"
+FLAGS_TXT = "flags.txt"
+ALPHABET_TXT = "alphabet.txt"
+INSPECT_TARBALL_MAX = 64 * 1024 * 1024
+HTTP_TIMEOUT_S = 10
+
+_PATH_LINE = re.compile(
+    r'^(\s*(?:model_checkpoint_path|all_model_checkpoint_paths)\s*:\s*)"((?:[^"\\]|\\.)*)"\s*$'
+)
+_CKPT_FILE = re.compile(r"^(?P<prefix>(?:train|best_dev)-\d+)\.(?:index|meta|data-\d+-of-\d+)$")
+
+
+# --------------------------------------------------------------------------------------------- state files
+
+
+def state_paths(text: str) -> list[str]:
+    """All checkpoint paths a CheckpointState text names, newest (model_checkpoint_path) first."""
+    newest: list[str] = []
+    others: list[str] = []
+    for line in text.splitlines():
+        m = _PATH_LINE.match(line)
+        if not m:
+            continue
+        value = m.group(2).replace('\\"', '"').replace("\\\\", "\\")
+        (newest if "model_checkpoint_path" in m.group(1) and "all_" not in m.group(1) else others).append(
+            value
+        )
+    out: list[str] = []
+    for p in newest + others:
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def rewrite_state(text: str, directory: str | None) -> str:
+    """Every path → its basename (directory None) or `<directory>/<basename>` (reference §5.2)."""
+    lines = []
+    for line in text.splitlines():
+        m = _PATH_LINE.match(line)
+        if m:
+            base = PurePosixPath(m.group(2).replace("\\\\", "\\")).name
+            new = base if directory is None else f"{directory.rstrip('/')}/{base}"
+            line = f'{m.group(1)}"{new}"'
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def checkpoint_files(directory: Path, prefix: str) -> list[Path]:
+    """`<prefix>.data-*`, `.index`, `.meta` present in `directory` (data first: the index names them)."""
+    try:
+        names = [p.name for p in directory.iterdir()]
+    except OSError:
+        return []
+    data = sorted(n for n in names if n.startswith(prefix + ".data-"))
+    rest = [n for n in (prefix + ".index", prefix + ".meta") if n in names]
+    return [directory / n for n in data + rest]
+
+
+def local_prefixes(directory: Path, state_name: str) -> list[str]:
+    path = directory / state_name
+    try:
+        return [PurePosixPath(p).name for p in state_paths(path.read_text(encoding="utf-8"))]
+    except OSError:
+        return []
+
+
+def rewrite_local_state_files(directory: Path) -> None:
+    for name in STATE_FILES:
+        path = directory / name
+        if path.is_file():
+            path.write_text(rewrite_state(path.read_text(encoding="utf-8"), str(directory)), encoding="utf-8")
+
+
+def parse_flags_txt(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("--") and "=" in line:
+            name, _, value = line[2:].partition("=")
+            out[name.strip()] = value.strip()
+    return out
+
+
+# --------------------------------------------------------------------------------------------- run state
+
+
+@dataclass
+class RunState:
+    run_id: str = ""
+    epochs_done: int = 0
+    best_dev_loss: float | None = None
+    best_dev: str | None = None  # best_dev-N prefix in the store
+    checkpoint: str | None = None  # newest train-N prefix in the store
+    updated_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunState:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+@dataclass
+class SyncResult:
+    uploaded: list[str] = field(default_factory=list)
+    checkpoint: str | None = None
+    epochs_done: int = 0
+
+
+class CheckpointStore:
+    """Mirror of one run's checkpoint dir in S3. Thread-safe: a timer and the epoch-end hook may sync."""
+
+    def __init__(self, storage: s3.Storage, base: s3.S3Uri, local_dir: Path, run_id: str) -> None:
+        self.storage = storage
+        self.base = base.folder
+        self.local_dir = local_dir
+        self.run_id = run_id
+        self.state = RunState(run_id=run_id)
+        self._uploaded: dict[str, tuple[int, int]] = {}  # name → (size, mtime_ns) known to be in S3
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_spec(
+        cls, storage: s3.Storage, spec: Mapping[str, Any], local_dir: Path, run_id: str
+    ) -> CheckpointStore:
+        output = spec.get("output") or {}
+        base = output.get("checkpoints") or (str(output.get("uri", "")).rstrip("/") + "/checkpoints/")
+        uri = s3.parse_s3_uri(base, "spec.output.checkpoints").folder.child(run_id)
+        return cls(storage, uri, local_dir, run_id)
+
+    @property
+    def uri(self) -> str:
+        return str(self.base)
+
+    # ---- sync
+
+    def sync(self, epochs_done: int, local_best_loss: float | None = None) -> SyncResult:
+        """Upload what the local state files reference (new files only), then state, run-state, latest.
+
+        `local_best_loss`: dev loss of the local best_dev checkpoint. A restarted DeepSpeech overwrites
+        best_dev with its first dev epoch even when worse (pitfall 13): the better one in S3 is kept.
+        """
+        with self._lock, s3.s3_errors(self.base, "spec.output.checkpoints"):
+            return self._sync(epochs_done, local_best_loss)
+
+    def _sync(self, epochs_done: int, local_best_loss: float | None) -> SyncResult:
+        result = SyncResult(epochs_done=epochs_done)
+        states: dict[str, str] = {}
+        for name in STATE_FILES:
+            try:
+                states[name] = (self.local_dir / name).read_text(encoding="utf-8")
+            except OSError:
+                continue
+        if "best_dev_checkpoint" in states and not self._take_local_best(local_best_loss):
+            del states["best_dev_checkpoint"]
+        uploads: list[tuple[Path, str]] = []
+        complete: dict[str, str] = {}
+        for name, text in states.items():
+            prefixes = [PurePosixPath(p).name for p in state_paths(text)]
+            files: list[Path] = []
+            ok = bool(prefixes)
+            for prefix in prefixes:
+                found = checkpoint_files(self.local_dir, prefix)
+                if not any(f.name.endswith(".index") for f in found):
+                    ok = False  # saved state names a file being written or already deleted: next round
+                    break
+                files += found
+            if not ok:
+                continue
+            complete[name] = text
+            for f in files:
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                if self._uploaded.get(f.name) != (st.st_size, st.st_mtime_ns):
+                    uploads.append((f, f.name))
+        if not complete:
+            return result
+        for extra in (FLAGS_TXT, ALPHABET_TXT):  # alphabet.txt: the run's labels, kept for a resume
+            path = self.local_dir / extra
+            if path.is_file():
+                st = path.stat()
+                if self._uploaded.get(extra) != (st.st_size, st.st_mtime_ns):
+                    uploads.append((path, extra))
+        self._upload_files(uploads)
+        result.uploaded = [n for _, n in uploads]
+        for name, text in complete.items():
+            s3.put_bytes(
+                self.storage, self.base.child(name), rewrite_state(text, None).encode(), "text/plain"
+            )
+        if "checkpoint" in complete:
+            self.state.checkpoint = PurePosixPath(state_paths(complete["checkpoint"])[0]).name
+        if "best_dev_checkpoint" in complete:
+            self.state.best_dev = PurePosixPath(state_paths(complete["best_dev_checkpoint"])[0]).name
+            if local_best_loss is not None:
+                self.state.best_dev_loss = local_best_loss
+        self.state.epochs_done = max(self.state.epochs_done, epochs_done)
+        self.state.updated_at = time.time()
+        body = json.dumps(self.state.to_json(), indent=2).encode()
+        s3.put_bytes(self.storage, self.base.child(RUN_STATE), body, "application/json")
+        s3.put_bytes(self.storage, self.base.child(LATEST), body, "application/json")
+        self._prune()
+        result.checkpoint = self.state.checkpoint
+        result.epochs_done = self.state.epochs_done
+        if result.uploaded:
+            log.info(
+                "checkpoint sync: %d file(s) to %s (newest %s, %d epoch(s) done)",
+                len(result.uploaded),
+                self.base,
+                self.state.checkpoint,
+                self.state.epochs_done,
+            )
+        return result
+
+    def _take_local_best(self, local_best_loss: float | None) -> bool:
+        if self.state.best_dev is None or self.state.best_dev_loss is None:
+            return True
+        local = local_prefixes(self.local_dir, "best_dev_checkpoint")
+        if local and local[0] == self.state.best_dev:
+            return True
+        if local_best_loss is None:
+            return False  # cannot tell whether it is better: keep the known one
+        return local_best_loss <= self.state.best_dev_loss
+
+    def _upload_files(self, files: list[tuple[Path, str]]) -> None:
+        if not files:
+            return
+        futures = []
+        stats = {}
+        for path, name in files:
+            st = path.stat()
+            stats[name] = (st.st_size, st.st_mtime_ns)
+            futures.append(
+                (name, self.storage.manager.upload(str(path), self.base.bucket, self.base.child(name).key))
+            )
+        for name, fut in futures:
+            fut.result()
+            self._uploaded[name] = stats[name]
+
+    def _remote_names(self) -> list[str]:
+        return [
+            obj["Key"][len(self.base.key) :]
+            for obj in s3.list_objects(self.storage, self.base, delimiter="/")
+        ]
+
+    def _prune(self) -> None:
+        keep: set[str] = set()
+        for name in STATE_FILES:
+            try:
+                text = s3.get_bytes(self.storage, self.base.child(name)).decode()
+            except Exception:  # state file not in the store (yet)
+                continue
+            keep.update(PurePosixPath(p).name for p in state_paths(text))
+        stale = []
+        for name in self._remote_names():
+            m = _CKPT_FILE.match(name)
+            if m and m.group("prefix") not in keep:
+                stale.append(name)
+        for i in range(0, len(stale), 1000):
+            batch = stale[i : i + 1000]
+            self.storage.client.delete_objects(
+                Bucket=self.base.bucket,
+                Delete={"Objects": [{"Key": self.base.child(n).key} for n in batch], "Quiet": True},
+            )
+        for name in stale:
+            self._uploaded.pop(name, None)
+
+    # ---- restore
+
+    def read_state(self) -> RunState | None:
+        """The `latest` marker, or None when this run has no complete checkpoint in the store."""
+        with s3.s3_errors(self.base, "spec.output.checkpoints", user_data=False):
+            if s3.head(self.storage, self.base.child(LATEST)) is None:
+                return None
+            data = json.loads(s3.get_bytes(self.storage, self.base.child(LATEST)))
+        return RunState.from_json(data)
+
+    def restore(self) -> RunState | None:
+        """Download this run's checkpoint into `local_dir`, state files pointing at `local_dir`."""
+        state = self.read_state()
+        if state is None:
+            return None
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        with s3.s3_errors(self.base, "spec.output.checkpoints", user_data=False):
+            names = self._remote_names()
+            wanted: list[str] = []
+            for state_name in STATE_FILES:
+                if state_name not in names:
+                    continue
+                text = s3.get_bytes(self.storage, self.base.child(state_name)).decode()
+                for prefix in (PurePosixPath(p).name for p in state_paths(text)):
+                    wanted += [n for n in names if n.startswith(prefix + ".")]
+                (self.local_dir / state_name).write_text(
+                    rewrite_state(text, str(self.local_dir)), encoding="utf-8"
+                )
+            wanted += [n for n in (FLAGS_TXT, ALPHABET_TXT) if n in names]
+            futures = [
+                (
+                    n,
+                    self.storage.manager.download(
+                        self.base.bucket, self.base.child(n).key, str(self.local_dir / n)
+                    ),
+                )
+                for n in dict.fromkeys(wanted)
+            ]
+            for n, fut in futures:
+                fut.result()
+                st = (self.local_dir / n).stat()
+                self._uploaded[n] = (st.st_size, st.st_mtime_ns)
+        self.state = state
+        log.info(
+            "restored checkpoint %s (%d epoch(s) done, best dev loss %s) from %s",
+            state.checkpoint,
+            state.epochs_done,
+            state.best_dev_loss,
+            self.base,
+        )
+        return state
+
+    def restore_best_dev(self) -> bool:
+        """Put the store's best_dev back locally when the local one is a worse, newer save."""
+        if self.state.best_dev is None:
+            return False
+        if local_prefixes(self.local_dir, "best_dev_checkpoint")[:1] == [self.state.best_dev]:
+            return False
+        with s3.s3_errors(self.base, "spec.output.checkpoints", user_data=False):
+            names = [n for n in self._remote_names() if n.startswith(self.state.best_dev + ".")]
+            for n in names:
+                self.storage.client.download_file(
+                    self.base.bucket, self.base.child(n).key, str(self.local_dir / n)
+                )
+            text = s3.get_bytes(self.storage, self.base.child("best_dev_checkpoint")).decode()
+        (self.local_dir / "best_dev_checkpoint").write_text(
+            rewrite_state(text, str(self.local_dir)), encoding="utf-8"
+        )
+        log.info(
+            "kept the better best_dev checkpoint %s (loss %s)", self.state.best_dev, self.state.best_dev_loss
+        )
+        return True
+
+
+# --------------------------------------------------------------------------------------------- init checkpoint
+
+
+@dataclass
+class SourceCheckpoint:
+    directory: Path
+    load: str  # "best" (best_dev_checkpoint present) or "last"
+    flags: dict[str, str]
+    alphabet: list[str] | None
+
+
+def _is_tarball(uri: str) -> bool:
+    return uri.lower().endswith((".tar.gz", ".tgz"))
+
+
+def safe_extract(tar_path: Path, dest: Path, field: str = "spec.initFrom.checkpoint") -> None:
+    """Extract regular files and folders only; any member that would land outside `dest` is refused."""
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    try:
+        with tarfile.open(tar_path, "r:*") as tar:
+            members = tar.getmembers()
+            for m in members:
+                target = (root / m.name).resolve()
+                if m.name.startswith("/") or not (target == root or root in target.parents):
+                    raise InvalidInput(
+                        f"{field}: tarball member {m.name!r} would be written outside the target"
+                    )
+                if not (m.isfile() or m.isdir()):
+                    raise InvalidInput(f"{field}: tarball member {m.name!r} is a link or device; refused")
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{field}: not a readable .tar.gz checkpoint: {exc}") from exc
+
+
+def _find_checkpoint_dir(root: Path) -> Path | None:
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts)):
+        if path.name in STATE_FILES and path.is_file():
+            return path.parent
+    return None
+
+
+def fetch_init_checkpoint(storage: s3.Storage, uri: str, dest: Path, scratch: Path) -> SourceCheckpoint:
+    """Fetch `initFrom.checkpoint` (S3 folder, S3 tarball or https tarball) into `dest`."""
+    field = "spec.initFrom.checkpoint"
+    if dest.exists():
+        shutil.rmtree(dest)
+    scratch.mkdir(parents=True, exist_ok=True)
+    if _is_tarball(uri):
+        tar_path = scratch / "init-checkpoint.tar.gz"
+        if uri.startswith("https://"):
+            _download_https(uri, tar_path)
+        else:
+            src = s3.parse_s3_uri(uri, field)
+            with s3.s3_errors(uri, field):
+                storage.manager.download(src.bucket, src.key, str(tar_path)).result()
+        unpacked = scratch / "init-checkpoint"
+        if unpacked.exists():
+            shutil.rmtree(unpacked)
+        safe_extract(tar_path, unpacked, field)
+        found = _find_checkpoint_dir(unpacked)
+        if found is None:
+            raise InvalidInput(f"{field}: {uri} contains no 'checkpoint' or 'best_dev_checkpoint' state file")
+        shutil.move(str(found), str(dest))
+        tar_path.unlink(missing_ok=True)
+    elif uri.startswith("s3://"):
+        _download_folder(storage, s3.parse_s3_uri(uri, field).folder, dest, field)
+    else:
+        raise InvalidInput(f"{field}: {uri!r} must be an s3:// folder or tarball, or an https:// tarball")
+    return _describe_local(dest, uri, field)
+
+
+def _download_https(url: str, target: Path) -> None:
+    field = "spec.initFrom.checkpoint"
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as resp, target.open("wb") as out:
+            shutil.copyfileobj(resp, out, 1024 * 1024)
+    except urllib.error.HTTPError as exc:
+        err = InvalidInput if 400 <= exc.code < 500 else TransientError
+        raise err(f"{field}: {url}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise TransientError(f"{field}: {url}: {exc}") from exc
+
+
+def _download_folder(storage: s3.Storage, folder: s3.S3Uri, dest: Path, field: str) -> None:
+    with s3.s3_errors(folder, field):
+        names = [o["Key"][len(folder.key) :] for o in s3.list_objects(storage, folder, delimiter="/")]
+        states = [n for n in STATE_FILES if n in names]
+        if not states:
+            raise InvalidInput(f"{field}: {folder} holds no 'checkpoint' or 'best_dev_checkpoint' state file")
+        wanted: list[str] = []
+        for state in states:
+            text = s3.get_bytes(storage, folder.child(state)).decode()
+            for prefix in (PurePosixPath(p).name for p in state_paths(text)):
+                wanted += [n for n in names if n.startswith(prefix + ".")]
+        wanted += states + [n for n in (FLAGS_TXT, ALPHABET_TXT) if n in names]
+        dest.mkdir(parents=True, exist_ok=True)
+        futures = [
+            storage.manager.download(folder.bucket, folder.child(n).key, str(dest / n))
+            for n in dict.fromkeys(wanted)
+        ]
+        for fut in futures:
+            fut.result()
+
+
+def _describe_local(directory: Path, uri: str, field: str) -> SourceCheckpoint:
+    rewrite_local_state_files(directory)
+    load = "best" if (directory / "best_dev_checkpoint").is_file() else "last"
+    state = "best_dev_checkpoint" if load == "best" else "checkpoint"
+    prefixes = local_prefixes(directory, state)
+    if not prefixes or not (directory / f"{prefixes[0]}.index").is_file():
+        raise InvalidInput(f"{field}: {uri}: {state} names {prefixes[:1]} but its .index file is missing")
+    flags_txt = directory / FLAGS_TXT
+    flags = parse_flags_txt(flags_txt.read_text(encoding="utf-8")) if flags_txt.is_file() else {}
+    alphabet = None
+    if (directory / ALPHABET_TXT).is_file():
+        alphabet = parse_alphabet(
+            (directory / ALPHABET_TXT).read_text(encoding="utf-8"), f"{uri} alphabet.txt"
+        )
+    log.info("init checkpoint %s: %s (load %s)", uri, prefixes[0], load)
+    return SourceCheckpoint(directory, load, flags, alphabet)
+
+
+# --------------------------------------------------------------------------------------------- preflight
+
+
+@dataclass
+class CheckpointFacts:
+    """What preflight could learn about `initFrom.checkpoint` without fetching it whole."""
+
+    flags: dict[str, str] = field(default_factory=dict)
+    alphabet: list[str] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def inspect_init_checkpoint(storage: s3.Storage, uri: str) -> CheckpointFacts:
+    facts = CheckpointFacts()
+    field = "spec.initFrom.checkpoint"
+    try:
+        if uri.startswith("https://"):
+            _probe_https(uri, facts)
+        elif _is_tarball(uri):
+            src = s3.parse_s3_uri(uri, field)
+            with s3.s3_errors(uri, field):
+                meta = s3.head(storage, src)
+                if meta is None:
+                    facts.problems.append(
+                        Problem(uri, 0, "checkpoint_missing", f"{field}: {uri} does not exist")
+                    )
+                elif meta["ContentLength"] <= INSPECT_TARBALL_MAX:
+                    body = storage.client.get_object(Bucket=src.bucket, Key=src.key)["Body"]
+                    _read_tar_facts(body, facts, uri)
+                else:
+                    facts.notes.append(
+                        f"{field}: {uri} is {meta['ContentLength'] / 1e6:.0f} MB; geometry is checked when training fetches it"
+                    )
+        else:
+            folder = s3.parse_s3_uri(uri, field).folder
+            with s3.s3_errors(uri, field):
+                names = [o["Key"][len(folder.key) :] for o in s3.list_objects(storage, folder, delimiter="/")]
+                if not any(n in names for n in STATE_FILES):
+                    facts.problems.append(
+                        Problem(
+                            uri, 0, "checkpoint_missing", f"{field}: no checkpoint state file under {folder}"
+                        )
+                    )
+                    return facts
+                if FLAGS_TXT in names:
+                    facts.flags = parse_flags_txt(s3.get_bytes(storage, folder.child(FLAGS_TXT)).decode())
+                if ALPHABET_TXT in names:
+                    text = s3.get_bytes(storage, folder.child(ALPHABET_TXT)).decode()
+                    facts.alphabet = parse_alphabet(text, f"{uri} alphabet.txt")
+    except InvalidInput as exc:
+        facts.problems.append(Problem(uri, 0, "checkpoint_unusable", str(exc)))
+    return facts
+
+
+def _probe_https(url: str, facts: CheckpointFacts) -> None:
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as resp:
+            size = resp.headers.get("Content-Length")
+            facts.notes.append(
+                f"initFrom.checkpoint {url} is reachable ({size or '?'} bytes); geometry unchecked"
+            )
+    except urllib.error.HTTPError as exc:
+        if exc.code in (404, 410, 403, 401):
+            facts.problems.append(
+                Problem(url, 0, "checkpoint_missing", f"initFrom.checkpoint: HTTP {exc.code}")
+            )
+        else:
+            facts.notes.append(f"initFrom.checkpoint {url}: unchecked (HTTP {exc.code})")
+    except (urllib.error.URLError, OSError) as exc:
+        facts.notes.append(
+            f"initFrom.checkpoint {url}: unchecked, network not reachable from preflight ({exc})"
+        )
+
+
+class _Capped:
+    """File-like wrapper that stops a streamed tarball read after `limit` bytes."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self.raw = raw
+        self.left = limit
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.raw.read(n)
+        self.left -= len(data)
+        return data
+
+
+def _read_tar_facts(body: Any, facts: CheckpointFacts, uri: str) -> None:
+    try:
+        with tarfile.open(fileobj=_Capped(body, INSPECT_TARBALL_MAX), mode="r|*") as tar:
+            names: list[str] = []
+            for member in tar:
+                names.append(member.name)
+                base = PurePosixPath(member.name).name
+                if member.isfile() and base in (FLAGS_TXT, ALPHABET_TXT):
+                    data = tar.extractfile(member)
+                    text = data.read().decode("utf-8") if data else ""
+                    if base == FLAGS_TXT:
+                        facts.flags = parse_flags_txt(text)
+                    else:
+                        facts.alphabet = parse_alphabet(text, f"{uri} alphabet.txt")
+    except (tarfile.TarError, EOFError, UnicodeDecodeError) as exc:
+        facts.problems.append(Problem(uri, 0, "checkpoint_unusable", f"not a readable .tar.gz: {exc}"))
+        return
+    if not any(PurePosixPath(n).name in STATE_FILES for n in names):
+        facts.problems.append(Problem(uri, 0, "checkpoint_missing", "tarball holds no checkpoint state file"))
+
+
+def compatibility_problems(
+    uri: str,
+    flags: Mapping[str, str],
+    alphabet: list[str] | None,
+    spec: Mapping[str, Any],
+    labels: Iterable[str],
+) -> tuple[list[Problem], list[str]]:
+    """n_hidden and output size of the source vs the spec (pitfall 21); notes for what cannot be told."""
+    problems: list[Problem] = []
+    notes: list[str] = []
+    n_hidden = int((spec.get("training") or {}).get("nHidden", 2048))
+    drop = int((spec.get("initFrom") or {}).get("dropSourceLayers", 0) or 0)
+    if "n_hidden" in flags:
+        try:
+            src = int(flags["n_hidden"])
+        except ValueError:
+            src = None
+        if src is not None and src != n_hidden:
+            problems.append(
+                Problem(
+                    uri,
+                    0,
+                    "checkpoint_incompatible",
+                    f"checkpoint was trained with --n_hidden {src}, spec.training.nHidden is {n_hidden}",
+                )
+            )
+    else:
+        notes.append("initFrom.checkpoint: no flags.txt seen; n_hidden not compared")
+    ours = list(labels)
+    if drop == 0:
+        if alphabet is not None and len(alphabet) != len(ours):
+            problems.append(
+                Problem(
+                    uri,
+                    0,
+                    "checkpoint_incompatible",
+                    f"checkpoint alphabet has {len(alphabet)} labels, the run's has {len(ours)}: set "
+                    "spec.initFrom.dropSourceLayers ≥ 1 or use the checkpoint's alphabet",
+                )
+            )
+        elif alphabet is None:
+            notes.append("initFrom.checkpoint: alphabet of the checkpoint unknown; output size not compared")
+    return problems, notes

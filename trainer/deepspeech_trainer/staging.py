@@ -1,0 +1,533 @@
+"""Stage a spec's CSVs and their audio from S3 (the I/O shell around csvdata/audio).
+
+Two modes:
+- "full" (train): every referenced object is downloaded into a local cache that mirrors the bucket
+  layout (`<cache>/<bucket>/<key>`); an index keyed by ETag+size makes a re-run with unchanged data
+  cost one listing pass and no downloads. Headers are then read from the local files.
+- "headers" (preflight): only the first 4 KiB of each object are fetched (ranged GET) — the CPU-only
+  preflight pod validates a dataset of any size without holding a copy of it; cached files are read
+  locally instead.
+
+Objects are discovered by listing the folders the CSV rows point into (bounded to the key range the
+rows need) rather than one HEAD per object: 1 request per 1 000 objects instead of 1 per object, and
+the listing carries exactly what the cache needs (size, ETag).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import posixpath
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import botocore.exceptions
+from s3transfer.subscribers import BaseSubscriber
+
+from deepspeech_trainer import s3
+from deepspeech_trainer.audio import HEADER_BYTES, WavHeaderError, WavInfo, parse_wav_header, read_wav_header
+from deepspeech_trainer.csvdata import Problem, normalize_transcript, parse_csv, resolve_wav, write_csv
+from deepspeech_trainer.exitcodes import TransientError
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["full", "headers"]
+SPLITS = ("train", "dev", "test")
+INDEX_NAME = ".staging-index.json"
+PROGRESS_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    size: int
+    etag: str
+
+
+@dataclass
+class StagedRow:
+    line: int
+    wav_filename: str  # as written in the CSV
+    transcript: str  # NFC-normalised
+    uri: s3.S3Uri | None = None  # resolved audio object
+    local: Path | None = None  # local copy (full mode, or cached)
+    size: int | None = None
+    info: WavInfo | None = None
+    problem: tuple[str, str] | None = None  # (code, message): path, missing file or unreadable header
+
+
+@dataclass
+class StagedCsv:
+    split: str
+    index: int
+    uri: str
+    field: str  # spec field naming this CSV, e.g. spec.data.train[0]
+    rows: list[StagedRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # file-level and CSV-syntax problems
+
+
+@dataclass
+class StageStats:
+    objects: int = 0
+    downloaded: int = 0
+    cached: int = 0
+    header_reads: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    list_requests: int = 0
+
+    def rate_mb_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class StageResult:
+    csvs: list[StagedCsv]
+    stats: StageStats
+
+    @property
+    def rows(self) -> int:
+        return sum(len(c.rows) for c in self.csvs)
+
+    def split(self, name: str) -> list[StagedCsv]:
+        return [c for c in self.csvs if c.split == name]
+
+
+# --------------------------------------------------------------------------------------------- cache index
+
+
+class CacheIndex:
+    """`bucket/key` → (size, ETag) of the local copy; a file counts as cached only if it also has that size."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / INDEX_NAME
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, Any]] = {}
+        try:
+            self._entries = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._entries = {}  # no or unreadable index: everything is re-downloaded, nothing breaks
+
+    def local_path(self, uri: s3.S3Uri) -> Path:
+        return self.root / uri.bucket / uri.key
+
+    def hit(self, uri: s3.S3Uri, meta: ObjectMeta) -> Path | None:
+        entry = self._entries.get(f"{uri.bucket}/{uri.key}")
+        if not entry or entry.get("etag") != meta.etag or entry.get("size") != meta.size:
+            return None
+        local = self.local_path(uri)
+        try:
+            if local.stat().st_size != meta.size:
+                return None
+        except OSError:
+            return None
+        return local
+
+    def record(self, uri: s3.S3Uri, meta: ObjectMeta) -> None:
+        with self._lock:
+            self._entries[f"{uri.bucket}/{uri.key}"] = {"etag": meta.etag, "size": meta.size}
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with self._lock:
+            tmp.write_text(json.dumps(self._entries), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def cache_dir(work_dir: Path, env: Mapping[str, str] | None = None) -> Path:
+    """`DST_CACHE_DIR` (e.g. a persistent volume) or `<work>/cache`."""
+    env = os.environ if env is None else env
+    return Path(env.get("DST_CACHE_DIR") or Path(work_dir) / "cache")
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Thread-safe counters logged at most every PROGRESS_EVERY_S seconds, plus a final line."""
+
+    def __init__(self, what: str, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.total = total
+        self.clock = clock
+        self.start = clock()
+        self.done = 0
+        self.cached = 0
+        self.bytes = 0
+        self._last = self.start
+        self._lock = threading.Lock()
+
+    def add(self, nbytes: int, cached: bool = False) -> None:
+        with self._lock:
+            self.done += 1
+            self.bytes += nbytes
+            self.cached += cached
+            now = self.clock()
+            if now - self._last < PROGRESS_EVERY_S:
+                return
+            self._last = now
+        log.info("%s", self.line())
+
+    def line(self) -> str:
+        elapsed = max(self.clock() - self.start, 1e-9)
+        return (
+            f"{self.what}: {self.done}/{self.total} files ({self.cached} cached), "
+            f"{self.bytes / 1e6:.1f} MB, {self.bytes / 1e6 / elapsed:.1f} MB/s, {self.done / elapsed:.0f} files/s"
+        )
+
+
+class _KnownObject(BaseSubscriber):
+    """Hands s3transfer the size/ETag from our listing so it skips its own HEAD per object."""
+
+    def __init__(self, meta: ObjectMeta, on_done: Callable[[Any], None]) -> None:
+        self._meta = meta
+        self._on_done = on_done
+
+    def on_queued(self, future: Any, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self._meta.size)
+        future.meta.provide_object_etag(f'"{self._meta.etag}"')
+
+    def on_done(self, future: Any, **kwargs: Any) -> None:
+        self._on_done(future)
+
+
+# --------------------------------------------------------------------------------------------- staging
+
+
+def spec_csvs(spec: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    data = spec.get("data") or {}
+    return [(split, i, uri) for split in SPLITS for i, uri in enumerate(data.get(split) or [])]
+
+
+def stage(
+    spec: Mapping[str, Any],
+    storage: s3.Storage,
+    work_dir: Path,
+    *,
+    mode: Mode = "full",
+    cache_root: Path | None = None,
+) -> StageResult:
+    """Fetch and parse every CSV of the spec, find its audio, download it (full) or read its headers.
+
+    Problems with the data are recorded, never raised; InvalidInput is raised only for a spec that
+    names no valid location, TransientError for storage trouble.
+    """
+    started = time.monotonic()
+    cache = CacheIndex(cache_root or cache_dir(work_dir))
+    stats = StageStats()
+    csvs = _fetch_csvs(spec, storage)
+    wanted = _resolve_rows(csvs)
+    found = _list_objects(storage, wanted, stats)
+    for uri, rows in wanted.items():
+        meta = found.get(uri)
+        if meta is None:
+            for row in rows:
+                row.problem = ("file_missing", f"{uri} does not exist")
+            continue
+        for row in rows:
+            row.size = meta.size
+    present = {uri: found[uri] for uri in wanted if uri in found}
+    stats.objects = len(present)
+    if mode == "full":
+        _download(storage, present, wanted, cache, stats)
+    else:
+        _read_remote_headers(storage, present, wanted, cache, stats)
+    stats.seconds = time.monotonic() - started
+    log.info(
+        "staged %d CSV(s), %d rows, %d audio objects: %d downloaded, %d cached, %d header reads, "
+        "%.1f MB in %.1f s (%.1f MB/s), %d list requests",
+        len(csvs),
+        sum(len(c.rows) for c in csvs),
+        stats.objects,
+        stats.downloaded,
+        stats.cached,
+        stats.header_reads,
+        stats.bytes / 1e6,
+        stats.seconds,
+        stats.rate_mb_s(),
+        stats.list_requests,
+    )
+    return StageResult(csvs, stats)
+
+
+def _fetch_csvs(spec: Mapping[str, Any], storage: s3.Storage) -> list[StagedCsv]:
+    entries = spec_csvs(spec)
+    out: list[StagedCsv] = []
+
+    def fetch(entry: tuple[str, int, str]) -> StagedCsv:
+        split, i, uri = entry
+        field = f"spec.data.{split}[{i}]"
+        staged = StagedCsv(split, i, uri, field)
+        try:
+            parsed = s3.parse_s3_uri(uri, field)
+        except Exception as exc:  # InvalidInput: reported as a problem so all CSVs get checked
+            staged.problems.append(Problem(uri, 0, "csv_uri", str(exc)))
+            return staged
+        if not parsed.key.lower().endswith(".csv"):
+            staged.problems.append(Problem(uri, 0, "csv_uri", f"{field}: only .csv files are supported"))
+            return staged
+        try:
+            with s3.s3_errors(uri, field):
+                raw = s3.get_bytes(storage, parsed)
+        except TransientError:
+            raise
+        except Exception as exc:  # InvalidInput: missing/forbidden CSV
+            staged.problems.append(Problem(uri, 0, "csv_missing", str(exc)))
+            return staged
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            staged.problems.append(
+                Problem(uri, line, "csv_encoding", f"not UTF-8: {exc.reason} at byte {exc.start}")
+            )
+            return staged
+        table = parse_csv(text, uri)
+        staged.problems.extend(table.problems)
+        for row in table.rows:
+            staged.rows.append(StagedRow(row.line, row.wav_filename, normalize_transcript(row.transcript)))
+        return staged
+
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(entries)))) as pool:
+        out = list(pool.map(fetch, entries))
+    return out
+
+
+def _resolve_rows(csvs: Iterable[StagedCsv]) -> dict[s3.S3Uri, list[StagedRow]]:
+    wanted: dict[s3.S3Uri, list[StagedRow]] = defaultdict(list)
+    for staged in csvs:
+        if not staged.rows:
+            continue
+        csv_uri = s3.parse_s3_uri(staged.uri)
+        for row in staged.rows:
+            resolved = resolve_wav(csv_uri.key, row.wav_filename)
+            if resolved.problem or resolved.key is None:
+                row.problem = resolved.problem
+                continue
+            row.uri = s3.S3Uri(csv_uri.bucket, resolved.key)
+            wanted[row.uri].append(row)
+    return wanted
+
+
+def _list_objects(
+    storage: s3.Storage, wanted: Mapping[s3.S3Uri, list[StagedRow]], stats: StageStats
+) -> dict[s3.S3Uri, ObjectMeta]:
+    """Size and ETag of every wanted object that exists, by listing each folder once.
+
+    Each folder is listed only over the key range the rows need (StartAfter just below the smallest
+    key, stop after the largest), so a CSV using 100 clips of a million-clip folder stays cheap.
+    """
+    by_folder: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for uri in wanted:
+        by_folder[(uri.bucket, posixpath.dirname(uri.key))].append(uri.key)
+    found: dict[s3.S3Uri, ObjectMeta] = {}
+    lock = threading.Lock()
+
+    def list_folder(item: tuple[tuple[str, str], list[str]]) -> None:
+        (bucket, folder), keys = item
+        keys.sort()
+        prefix = s3.S3Uri(bucket, folder + "/" if folder else "")
+        needed = set(keys)
+        local: dict[s3.S3Uri, ObjectMeta] = {}
+        pages = 0
+        with s3.s3_errors(prefix, "audio listing"):
+            paginator = storage.client.get_paginator("list_objects_v2")
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix.key, "Delimiter": "/"}
+            kwargs["StartAfter"] = keys[0][:-1]  # a proper prefix sorts before the key itself
+            for page in paginator.paginate(**kwargs):
+                pages += 1
+                contents = page.get("Contents", [])
+                for obj in contents:
+                    if obj["Key"] in needed:
+                        local[s3.S3Uri(bucket, obj["Key"])] = ObjectMeta(
+                            int(obj["Size"]), s3.clean_etag(obj["ETag"])
+                        )
+                if not contents or contents[-1]["Key"] >= keys[-1]:
+                    break
+        with lock:
+            found.update(local)
+            stats.list_requests += pages
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(by_folder)))) as pool:
+        list(pool.map(list_folder, by_folder.items()))
+    return found
+
+
+def _apply_header(rows: Iterable[StagedRow], read: Callable[[], WavInfo]) -> None:
+    try:
+        info = read()
+    except WavHeaderError as exc:
+        for row in rows:
+            row.problem = (exc.code, str(exc))
+        return
+    for row in rows:
+        row.info = info
+
+
+def _download(
+    storage: s3.Storage,
+    present: Mapping[s3.S3Uri, ObjectMeta],
+    wanted: Mapping[s3.S3Uri, list[StagedRow]],
+    cache: CacheIndex,
+    stats: StageStats,
+) -> None:
+    todo: list[tuple[s3.S3Uri, ObjectMeta]] = []
+    progress = Progress("staging audio", len(present))
+    for uri, meta in present.items():
+        hit = cache.hit(uri, meta)
+        if hit is not None:
+            for row in wanted[uri]:
+                row.local = hit
+            stats.cached += 1
+            progress.add(0, cached=True)
+        else:
+            todo.append((uri, meta))
+    errors: list[tuple[s3.S3Uri, BaseException]] = []
+    err_lock = threading.Lock()
+    made: set[Path] = set()
+    for uri, _meta in todo:
+        parent = cache.local_path(uri).parent
+        if parent not in made:
+            parent.mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+
+    def done_cb(uri: s3.S3Uri, meta: ObjectMeta) -> Callable[[Any], None]:
+        def done(future: Any) -> None:
+            try:
+                future.result()
+            except BaseException as exc:  # collected and mapped once all transfers have ended
+                with err_lock:
+                    errors.append((uri, exc))
+                return
+            cache.record(uri, meta)
+            progress.add(meta.size)
+
+        return done
+
+    manager = storage.manager
+    futures = []
+    for uri, meta in todo:
+        futures.append(
+            manager.download(
+                uri.bucket,
+                uri.key,
+                str(cache.local_path(uri)),
+                subscribers=[_KnownObject(meta, done_cb(uri, meta))],
+            )
+        )
+    for fut in futures:
+        with contextlib.suppress(BaseException):
+            fut.result()
+    cache.save()
+    log.info("%s", progress.line())
+    transient = []
+    for uri, exc in errors:
+        if isinstance(exc, botocore.exceptions.ClientError) and s3.is_not_found(exc):
+            for row in wanted[uri]:
+                row.problem = ("file_missing", f"{uri} disappeared while staging")
+        else:
+            transient.append((uri, exc))
+    if transient:
+        uri, exc = transient[0]
+        raise TransientError(f"{len(transient)} download(s) failed, first {uri}: {exc}")
+    stats.downloaded = len(todo) - len(errors)
+    stats.bytes = sum(meta.size for _, meta in todo)
+    for uri in present:
+        rows = wanted[uri]
+        if rows[0].problem is not None:
+            continue
+        local = cache.local_path(uri)
+        for row in rows:
+            row.local = local
+        _apply_header(rows, lambda local=local: read_wav_header(local))
+
+
+def _read_remote_headers(
+    storage: s3.Storage,
+    present: Mapping[s3.S3Uri, ObjectMeta],
+    wanted: Mapping[s3.S3Uri, list[StagedRow]],
+    cache: CacheIndex,
+    stats: StageStats,
+) -> None:
+    progress = Progress("reading audio headers", len(present))
+    lock = threading.Lock()
+
+    def one(item: tuple[s3.S3Uri, ObjectMeta]) -> None:
+        uri, meta = item
+        rows = wanted[uri]
+        hit = cache.hit(uri, meta)
+        if hit is not None:
+            _apply_header(rows, lambda: read_wav_header(hit))
+            progress.add(0, cached=True)
+            with lock:
+                stats.cached += 1
+            return
+        if meta.size == 0:
+            _apply_header(rows, lambda: parse_wav_header(b"", 0))
+            progress.add(0)
+            return
+        with s3.s3_errors(uri, "audio"):
+            head = s3.get_bytes(storage, uri, f"bytes=0-{HEADER_BYTES - 1}")
+            try:
+                info = parse_wav_header(head, meta.size)
+            except WavHeaderError as exc:
+                if exc.code != "wav_header_long":
+                    raise
+                head = s3.get_bytes(storage, uri, f"bytes=0-{min(meta.size, 16 * 1024 * 1024) - 1}")
+                info = parse_wav_header(head, meta.size)
+        for row in rows:
+            row.info = info
+        progress.add(len(head))
+        with lock:
+            stats.header_reads += 1
+            stats.bytes += len(head)
+
+    def guarded(item: tuple[s3.S3Uri, ObjectMeta]) -> None:
+        try:
+            one(item)
+        except WavHeaderError as exc:
+            for row in wanted[item[0]]:
+                row.problem = (exc.code, str(exc))
+        except Exception as exc:
+            if isinstance(exc.__cause__, botocore.exceptions.ClientError) and s3.is_not_found(exc.__cause__):
+                for row in wanted[item[0]]:
+                    row.problem = ("file_missing", f"{item[0]} disappeared while staging")
+                return
+            raise
+
+    with ThreadPoolExecutor(max_workers=storage.concurrency) as pool:
+        list(pool.map(guarded, present.items()))
+    log.info("%s", progress.line())
+
+
+# --------------------------------------------------------------------------------------------- output
+
+
+def write_staged_csvs(
+    result: StageResult, targets: Mapping[tuple[str, int], Path]
+) -> dict[tuple[str, int], int]:
+    """Write each staged CSV to its target path with absolute local paths and real file sizes.
+
+    Rows with a problem are left out (train refuses to start while there are any, so this only
+    matters to callers that choose to go on). Returns the row count per CSV.
+    """
+    counts: dict[tuple[str, int], int] = {}
+    for staged in result.csvs:
+        target = targets[(staged.split, staged.index)]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rows = [
+            (str(row.local), row.local.stat().st_size, row.transcript)
+            for row in staged.rows
+            if row.problem is None and row.local is not None
+        ]
+        counts[(staged.split, staged.index)] = write_csv(target, rows)
+    return counts
