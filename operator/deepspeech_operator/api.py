@@ -36,8 +36,9 @@ LABEL_RUN = f"{GROUP}/run"
 LABEL_STAGE = f"{GROUP}/stage"
 ANNOTATION_TRAINING = f"{GROUP}/training"
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
-# Written on the CR by the child-watching handlers to wake the CR's reconciler (see handlers.py).
-ANNOTATION_OBSERVED = f"{GROUP}/observed-child"
+# Written on the CR by the child-watching handlers to wake the CR's reconciler (see handlers.py). Not under
+# the kopf prefix below on purpose: kopf hides its own prefix from change detection.
+ANNOTATION_OBSERVED = f"observed.{GROUP}/child"
 # kopf keeps its handler progress and diff base under this prefix (never kopf.zalando.org).
 KOPF_PREFIX = GROUP
 KOPF_FINALIZER = f"{GROUP}/finalizer"

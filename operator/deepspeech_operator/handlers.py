@@ -1,9 +1,10 @@
 """kopf handlers: the thin imperative shell around reconcile.decide.
 
-Flow: every event of a DeepSpeechTraining runs `reconcile` in the CR's own kopf worker (kopf serialises
-handlers per object, so two reconciles of one CR never race). Events of child Jobs and Pods only update
-in-memory indexes and "poke" the parent with an annotation, which produces a CR event. So all status is
-written through kopf's patch of the CR, and all child creation happens in one place.
+Flow: `reconcile` runs only in kopf change handlers of the DeepSpeechTraining (create, resume, spec
+update, and a change of the observed-child annotation). kopf serialises handlers per object and runs change
+handlers only once the body includes its own previous patch, so a reconcile never decides on stale status.
+Events of child Jobs and Pods update in-memory indexes and "poke" the parent by writing that annotation.
+So all status is written through kopf's patch of the CR, and all child creation happens in one place.
 
 No finalizer is needed: there is no on.delete, no timer, no daemon; garbage collection removes children.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +25,7 @@ from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
 from .observe import project_job, project_pod
 from .reconcile import CreateJob, DeleteJob, EnsureObjects, decide
-from .status import merge_patch
+from .status import merge_patch, progress_display
 
 log = logging.getLogger(__name__)
 
@@ -182,54 +182,28 @@ def reconcile(
     memo.reconciled = rv
 
 
-def _retry_later(namespace: str, name: str) -> None:
-    """on.event handlers are not retried by kopf: poke the CR again after a delay instead."""
-    cluster = STATE.cluster
-    if cluster is None:
-        return
-
-    def poke() -> None:
-        try:
-            cluster.poke(namespace, name, f"retry/{time.time():.0f}")
-        except Exception:  # the next event retries anyway
-            log.exception("retry poke of %s/%s failed", namespace, name)
-
-    timer = threading.Timer(RETRY_DELAY, poke)
-    timer.daemon = True
-    timer.start()
-
-
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def training_event(
-    type: str | None,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    dst_jobs: kopf.Index,
-    dst_pods: kopf.Index,
-    **_: Any,
-) -> None:
+def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    """Bookkeeping only. on.event also sees stale bodies (kopf runs it before its own patches arrive), so
+    it never decides anything; it pokes when the trainer's progress needs a new Epoch display."""
+    meta = body["metadata"]
     if type == "DELETED":
-        metrics.PHASES.set(body["metadata"]["namespace"], body["metadata"]["name"], None)
+        metrics.PHASES.set(meta["namespace"], meta["name"], None)
         return
-    try:
-        reconcile(body, patch, memo, dst_jobs, dst_pods)
-    except Exception:
-        metrics.RECONCILE_ERRORS.inc()
-        log.exception(
-            "reconcile of %s/%s failed; retrying", body["metadata"]["namespace"], body["metadata"]["name"]
-        )
-        _retry_later(body["metadata"]["namespace"], body["metadata"]["name"])
+    progress = (body.get("status") or {}).get("progress") or {}
+    if progress and progress.get("display") != progress_display(progress) and STATE.cluster is not None:
+        STATE.cluster.poke(meta["namespace"], meta["name"], f"progress/{meta.get('resourceVersion')}")
 
 
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
+@kopf.on.field(api.GROUP, api.VERSION, api.PLURAL, field=("metadata", "annotations", api.ANNOTATION_OBSERVED))
 def training_changed(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
 ) -> None:
-    # Usually a no-op (training_event already reconciled this resourceVersion); kopf retries this one
-    # with backoff when the API fails, which on.event handlers do not get.
+    """The reconciler. Change handlers run only on a consistent body (kopf waits for its own last patch),
+    and kopf retries them with backoff when they raise."""
     try:
         reconcile(body, patch, memo, dst_jobs, dst_pods)
     except ForeignObjectError as exc:
