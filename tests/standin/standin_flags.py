@@ -130,8 +130,11 @@ _TRUE = {"true", "t", "1"}
 _FALSE = {"false", "f", "0"}
 
 
-def parse(version: str, args: list[str]) -> tuple[dict[str, object], list[str]]:
-    """absl-like parse: returns (values, positional leftovers). Raises FlagsError."""
+def parse(version: str, args: list[str], *, check_files: bool = True) -> tuple[dict[str, object], list[str]]:
+    """absl-like parse: returns (values, positional leftovers). Raises FlagsError.
+
+    check_files=False skips the file validators, to check planned command lines before their files exist.
+    """
     types = _flags(version)
     alias = aliases(version)
     values = defaults(version)
@@ -187,6 +190,8 @@ def parse(version: str, args: list[str]) -> tuple[dict[str, object], list[str]]:
                 values[name] = value
         except ValueError as exc:
             raise FlagsError(f"flag --{name}={value}: {exc}") from None
+    if not check_files:
+        return values, rest
     # Validators run at parse time.
     if not os.path.isfile(str(values["alphabet_config_path"])):
         raise FlagsError(

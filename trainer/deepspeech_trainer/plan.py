@@ -24,7 +24,8 @@ class Plan:
         return {"version": self.version, "invocations": [i.to_json() for i in self.invocations]}
 
     def to_text(self) -> str:
-        return "".join(f"# {inv.purpose}\n{shlex.join(inv.argv)}\n" for inv in self.invocations)
+        width = max((len(inv.purpose) for inv in self.invocations), default=0)
+        return "".join(f"{inv.purpose:<{width}}  {shlex.join(inv.argv)}\n" for inv in self.invocations)
 
 
 def work_dir_from_env(env: Mapping[str, str]) -> Path:

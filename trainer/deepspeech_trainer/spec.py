@@ -268,11 +268,16 @@ def _int(value: Any, field: str, minimum: int, maximum: int | None = None) -> in
     return value
 
 
-def _num(value: Any, field: str, *, low: float, high: float | None = None, low_open: bool = False) -> float:
+def _num(
+    value: Any, field: str, *, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidInput(f"{field}: must be a number, got {value!r}")
-    if (value <= low if low_open else value < low) or (high is not None and value > high):
-        bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if (value <= low if low_open else value < low) or too_high:
+        bound = f"{'>' if low_open else '>='} {low}"
+        if high is not None:
+            bound += f" and {'<' if high_open else '<='} {high}"
         raise InvalidInput(f"{field}: must be {bound}, got {value}")
     return float(value)
 
@@ -355,7 +360,7 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
         if unit == "minDelta":
             _num(block.get(unit), f"{field}.{unit}", low=0)
         else:
-            _num(block.get(unit), f"{field}.{unit}", low=0, high=1, low_open=True)
+            _num(block.get(unit), f"{field}.{unit}", low=0, high=1, low_open=True, high_open=True)
         if not dev:
             raise InvalidInput(f"{field}: needs spec.data.dev (it watches the validation loss)")
         if name == "reduceLROnPlateau" and legacy:
