@@ -198,7 +198,7 @@ def test_situation_table_row(row):
 
 
 def test_unknown_phase_is_rejected():
-    with pytest.raises(ValueError, match="status.phase"):
+    with pytest.raises(ValueError, match=r"status\.phase"):
         desired_conditions("Bogus", "x", "", 1, ("Unknown", "", ""))
 
 
