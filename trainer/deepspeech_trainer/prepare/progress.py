@@ -48,7 +48,8 @@ class Progress:
 
     def line(self) -> str:
         elapsed = self.clock() - self._start
-        rate = self.count / elapsed if elapsed > 0 else 0.0
+        # Items found already done cost nothing: counting them would inflate the rate.
+        rate = (self.count - self.skipped) / elapsed if elapsed > 0 else 0.0
         done = f", {self.skipped} already done" if self.skipped else ""
         return f"{self.what}: {self.count}/{self.total} ({self.count * 100 // max(1, self.total)}%{done}, {rate:.1f}/s)"
 
