@@ -86,6 +86,12 @@ class RunPaths:
                 if path is not None and "," in str(path) and name.endswith("_files"):
                     raise ValueError(f"RunPaths.{name}: {path} contains a comma (DeepSpeech splits on ',')")
 
+    def required_dirs(self) -> tuple[Path, ...]:
+        """Directories that must exist before DeepSpeech runs: it opens `--test_output_file` without
+        creating its parent. (It creates checkpoint, summary and export dirs itself; listed anyway so the
+        caller can make them with the right owner.)"""
+        return (self.checkpoint_dir, self.summary_dir, self.test_output_file.parent)
+
     @classmethod
     def in_pod(cls, spec: Mapping[str, Any], work_dir: Path) -> RunPaths:
         """The canonical layout under the work dir; staging downloads to exactly these paths.

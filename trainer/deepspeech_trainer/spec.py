@@ -269,7 +269,13 @@ def _int(value: Any, field: str, minimum: int, maximum: int | None = None) -> in
 
 
 def _num(
-    value: Any, field: str, *, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
+    value: Any,
+    field: str,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidInput(f"{field}: must be a number, got {value!r}")

@@ -68,6 +68,8 @@ def local_paths(spec: dict[str, Any], work: Path) -> RunPaths:
     """RunPaths.in_pod under `work`, with the data files the stand-in reads actually present."""
     paths = RunPaths.in_pod(spec, work)
     (work / "data").mkdir(parents=True, exist_ok=True)
+    for directory in paths.required_dirs():
+        directory.mkdir(parents=True, exist_ok=True)
     sentences = ["hello world", "the quick brown fox", "a test sentence here", "one two three", "yes no"]
     for p in (*paths.train_files, *paths.dev_files, *paths.test_files):
         write_csv(p, sentences)

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from deepspeech_trainer import progress as pg
+
+# Lines in the formats of reference §6.4 / §6.5.
+CASES = [
+    (
+        "Epoch 0 |   Training | Elapsed Time: 0:00:16 | Steps: 33 | Loss: 18.239303",
+        pg.EpochProgress(0, "train", 33, 18.239303, "0:00:16", None),
+    ),
+    (
+        "Epoch 0 | Validation | Elapsed Time: 0:00:00 | Steps: 0 | Loss: 0.000000 | Dataset: /data/dev.csv",
+        pg.EpochProgress(0, "dev", 0, 0.0, "0:00:00", "/data/dev.csv"),
+    ),
+    (
+        "Epoch 12 |    Metrics | Elapsed Time: 1 day, 2:03:04 | Steps: 5 | Loss: 9.876543 | Dataset: /data/m.csv",
+        pg.EpochProgress(12, "metrics", 5, 9.876543, "1 day, 2:03:04", "/data/m.csv"),
+    ),
+    ("I Training epoch 0...", pg.EpochStarted(0, "train", None)),
+    ("I Finished training epoch 0 - loss: 12.345678", pg.EpochFinished(0, "train", 12.345678, None)),
+    ("I Validating epoch 3 on /data/dev.csv...", pg.EpochStarted(3, "dev", "/data/dev.csv")),
+    (
+        "I Finished validating epoch 0 on /data/dev.csv - loss: 10.123456",
+        pg.EpochFinished(0, "dev", 10.123456, "/data/dev.csv"),
+    ),
+    ("I Metrics for epoch 0 on /data/m.csv...", pg.EpochStarted(0, "metrics", "/data/m.csv")),
+    (
+        "I Metrics for epoch 0 on /data/m.csv - loss: 9.876543",
+        pg.EpochFinished(0, "metrics", 9.876543, "/data/m.csv"),
+    ),
+    ("I STARTING Optimization", pg.OptimizationStarted()),
+    (
+        "I Saved new best validating model with loss 10.123456 to: /job/ckpt/best_dev-1234",
+        pg.BestModelSaved(10.123456, "/job/ckpt/best_dev-1234"),
+    ),
+    (
+        "I Early stop triggered as the loss did not improve the last 3 epochs",
+        pg.EarlyStop("Early stop triggered as the loss did not improve the last 3 epochs"),
+    ),
+    (
+        "I Early stop triggered as (for last 4 steps) validation loss: 2.5 with standard deviation: 0.1 and mean: 2.4",
+        pg.EarlyStop(
+            "Early stop triggered as (for last 4 steps) validation loss: 2.5 with standard deviation: 0.1 and mean: 2.4"
+        ),
+    ),
+    ("I Encountered a plateau, reducing learning rate to 1e-05", pg.LearningRateReduced(1e-05)),
+    ("I FINISHED optimization in 1:02:03.456789", pg.OptimizationFinished("1:02:03.456789")),
+    (
+        "I Loading best validating checkpoint from /job/ckpt/best_dev-1234",
+        pg.CheckpointLoaded("best", "/job/ckpt/best_dev-1234"),
+    ),
+    (
+        "I Loading most recent checkpoint from /job/ckpt/train-1500",
+        pg.CheckpointLoaded("last", "/job/ckpt/train-1500"),
+    ),
+    ("I Initializing all variables.", pg.CheckpointLoaded("init", None)),
+    (
+        "I Restored variables from most recent checkpoint at /c/train-77, step 77",
+        pg.CheckpointLoaded("last", "/c/train-77", 77),
+    ),
+    (
+        "I Restored variables from best validation checkpoint at /c/best_dev-70, step 70",
+        pg.CheckpointLoaded("best", "/c/best_dev-70", 70),
+    ),
+    ("I Initializing variables...", pg.CheckpointLoaded("init", None)),
+    ("Testing model on /data/test.csv", pg.TestStarted("/data/test.csv")),
+    ("Test epoch | Steps: 1844 | Elapsed Time: 0:51:11", pg.TestProgress(1844, "0:51:11")),
+    (
+        "Test on /data/test.csv - WER: 1.000000, CER: 0.824103, loss: 104.989326",
+        pg.TestResult("/data/test.csv", 1.0, 0.824103, 104.989326),
+    ),
+    ("I Models exported at /job/out/pb", pg.ModelExported("/job/out/pb")),
+    (
+        "E The following files caused an infinite (or NaN) loss: /data/a.wav,/data/b.wav",
+        pg.NonFiniteLoss(("/data/a.wav", "/data/b.wav")),
+    ),
+    (
+        "E All initialization methods failed (['best']).",
+        pg.ErrorLine("E All initialization methods failed (['best'])."),
+    ),
+    (
+        "FATAL Flags parsing error: Unknown command line flag 'foo'",
+        pg.ErrorLine("FATAL Flags parsing error: Unknown command line flag 'foo'"),
+    ),
+    ("ZeroDivisionError: float division by zero", pg.ErrorLine("ZeroDivisionError: float division by zero")),
+    (
+        "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor",
+        pg.ErrorLine(
+            "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "event"), CASES, ids=[c[0][:40] for c in CASES])
+def test_parse_line(line, event):
+    assert pg.parse_line(line) == event
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "WER: 1.000000, CER: 0.873786, loss: 317.729767",  # per-sample block, not a set summary
+        ' - src: "hello"',
+        "-" * 80,
+        "I Could not find best validating checkpoint.",
+        "Best WER:",
+        "",
+    ],
+)
+def test_uninteresting_lines(line):
+    assert pg.parse_line(line) is None
+
+
+def test_nan_and_inf_losses():
+    nan = pg.parse_line("I Finished training epoch 2 - loss: nan")
+    assert isinstance(nan, pg.EpochFinished) and math.isnan(nan.loss)
+    inf = pg.parse_line("Epoch 1 |   Training | Elapsed Time: 0:00:01 | Steps: 3 | Loss: inf")
+    assert isinstance(inf, pg.EpochProgress) and inf.loss == math.inf
+
+
+def test_splitter_handles_carriage_return_redraws_and_split_chunks():
+    s = pg.LineSplitter()
+    got = list(s.feed(b"Epoch 0 |   Training | Elapsed Time: 0:00:01 | Steps: 1 | Loss: 3.0\rEpoch 0 |   Tr"))
+    got += list(s.feed(b"aining | Elapsed Time: 0:00:02 | Steps: 2 | Loss: 2.5\r"))
+    got += list(s.feed(b"\nI Finished training epoch 0 - loss: 2.5\nI Vali"))
+    got += list(s.close())
+    assert got == [
+        "Epoch 0 |   Training | Elapsed Time: 0:00:01 | Steps: 1 | Loss: 3.0",
+        "Epoch 0 |   Training | Elapsed Time: 0:00:02 | Steps: 2 | Loss: 2.5",
+        "I Finished training epoch 0 - loss: 2.5",
+        "I Vali",
+    ]
+    assert [type(pg.parse_line(x)).__name__ for x in got[:3]] == [
+        "EpochProgress",
+        "EpochProgress",
+        "EpochFinished",
+    ]
+
+
+def test_splitter_utf8_across_chunks_and_crlf():
+    s = pg.LineSplitter()
+    data = "Testing model on /data/tëst.csv\r\nx\n".encode()
+    cut = data.index("ë".encode()) + 1
+    assert [*s.feed(data[:cut]), *s.feed(data[cut:]), *s.close()] == ["Testing model on /data/tëst.csv", "x"]
