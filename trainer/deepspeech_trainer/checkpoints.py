@@ -218,8 +218,17 @@ class CheckpointStore:
                 st = path.stat()
                 if self._uploaded.get(extra) != (st.st_size, st.st_mtime_ns):
                     uploads.append((path, extra))
-        self._upload_files(uploads)
-        result.uploaded = [n for _, n in uploads]
+        vanished = self._upload_files(uploads)
+        if vanished:
+            # DeepSpeech deleted a file (max_to_keep) while we uploaded: that state file is stale now,
+            # keep the store's previous one and catch up next round.
+            prefixes = {m.group("prefix") for n in vanished if (m := _CKPT_FILE.match(n))}
+            for name in list(complete):
+                if prefixes & {PurePosixPath(p).name for p in state_paths(complete[name])}:
+                    del complete[name]
+            if not complete:
+                return result
+        result.uploaded = [n for _, n in uploads if n not in vanished]
         for name, text in complete.items():
             s3.put_bytes(
                 self.storage, self.base.child(name), rewrite_state(text, None).encode(), "text/plain"
@@ -258,20 +267,28 @@ class CheckpointStore:
             return False  # cannot tell whether it is better: keep the known one
         return local_best_loss <= self.state.best_dev_loss
 
-    def _upload_files(self, files: list[tuple[Path, str]]) -> None:
-        if not files:
-            return
+    def _upload_files(self, files: list[tuple[Path, str]]) -> set[str]:
+        """Upload in parallel; returns the names that vanished locally before they could be read."""
+        vanished: set[str] = set()
         futures = []
         stats = {}
         for path, name in files:
-            st = path.stat()
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                vanished.add(name)
+                continue
             stats[name] = (st.st_size, st.st_mtime_ns)
-            futures.append(
-                (name, self.storage.manager.upload(str(path), self.base.bucket, self.base.child(name).key))
-            )
+            upload = self.storage.manager.upload(str(path), self.base.bucket, self.base.child(name).key)
+            futures.append((name, upload))
         for name, fut in futures:
-            fut.result()
+            try:
+                fut.result()
+            except FileNotFoundError:
+                vanished.add(name)
+                continue
             self._uploaded[name] = stats[name]
+        return vanished
 
     def _remote_names(self) -> list[str]:
         return [

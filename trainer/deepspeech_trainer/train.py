@@ -315,6 +315,9 @@ class Trainer:
                     if item.is_file():
                         shutil.copy2(item, paths.checkpoint_dir / item.name)
                 rewrite_local_state_files(paths.checkpoint_dir)
+            # DeepSpeech opens --test_output_file without creating its folder (export makes its own).
+            for folder in (paths.test_output_file.parent, paths.summary_dir):
+                folder.mkdir(parents=True, exist_ok=True)
             plan = build_invocations(
                 spec, paths, resume, runtime, source_load=(source.load if source else "best")
             )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-
 from deepspeech_trainer import cli
+
 from tests.integration.trainer.conftest import base_spec, put_good_split, wav_bytes, write_spec
 
 pytestmark = pytest.mark.cluster

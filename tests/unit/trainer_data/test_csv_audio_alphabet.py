@@ -4,7 +4,6 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from deepspeech_trainer.alphabet import derive_alphabet, format_alphabet, parse_alphabet
 from deepspeech_trainer.audio import (
     WavHeaderError,
@@ -17,6 +16,7 @@ from deepspeech_trainer.audio import (
 )
 from deepspeech_trainer.csvdata import parse_csv, resolve_wav, write_csv
 from deepspeech_trainer.exitcodes import InvalidInput
+
 from tests.unit.trainer_data.wavgen import wav_bytes
 
 # ---------------------------------------------------------------------------------------------- CSV

@@ -4,18 +4,19 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from deepspeech_trainer.audio import parse_wav_header
 from deepspeech_trainer.checkpoints import rewrite_state, state_paths
+from deepspeech_trainer.exitcodes import InvalidInput
 from deepspeech_trainer.progress import BestModelSaved, EpochFinished
 from deepspeech_trainer.report import StatusReporter, fit_message, write_termination_message
 from deepspeech_trainer.s3 import S3Uri, parse_s3_uri
 from deepspeech_trainer.staging import StagedCsv, StagedRow
 from deepspeech_trainer.train import EpochTracker
 from deepspeech_trainer.validation import Settings, settings_from_spec, validate
-from deepspeech_trainer.exitcodes import InvalidInput
+
 from tests.unit.trainer_data.wavgen import wav_bytes
 
 ONE_SECOND = parse_wav_header(wav_bytes(seconds=1.0))
@@ -121,7 +122,7 @@ def test_parse_s3_uri() -> None:
     assert parse_s3_uri("s3://bucket/a/b.csv") == S3Uri("bucket", "a/b.csv")
     assert str(parse_s3_uri("s3://bucket/p/").child("x")) == "s3://bucket/p/x"
     for bad in ("https://x/y", "s3:///key", "s3://B/k", "bucket/key"):
-        with pytest.raises(InvalidInput, match="spec.data.train"):
+        with pytest.raises(InvalidInput, match=r"spec\.data\.train"):
             parse_s3_uri(bad, "spec.data.train")
 
 
@@ -144,9 +145,21 @@ def test_state_file_paths_become_basenames_or_local() -> None:
 # ---------------------------------------------------------------------------------------------- termination message
 
 
-def test_termination_message_is_capped_keeping_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    problems = [{"file": "s3://b/ds/train.csv", "line": i, "code": "wav_rate", "message": "x" * 80} for i in range(500)]
-    obj = {"kind": "preflight", "ok": False, "rows": 500, "problemCount": 500, "problems": problems, "alphabetSize": 29}
+def test_termination_message_is_capped_keeping_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problems = [
+        {"file": "s3://b/ds/train.csv", "line": i, "code": "wav_rate", "message": "x" * 80}
+        for i in range(500)
+    ]
+    obj = {
+        "kind": "preflight",
+        "ok": False,
+        "rows": 500,
+        "problemCount": 500,
+        "problems": problems,
+        "alphabetSize": 29,
+    }
     target = tmp_path / "termination-log"
     monkeypatch.setenv("DST_TERMINATION_LOG", str(target))
     data = write_termination_message(obj)
@@ -170,9 +183,9 @@ def test_small_message_unchanged() -> None:
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    patches: list[tuple[str, str, dict]] = []
+    patches: ClassVar[list[tuple[str, str, dict]]] = []
 
-    def do_PATCH(self) -> None:  # noqa: N802 - http.server naming
+    def do_PATCH(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.patches.append((self.path, self.headers["Content-Type"], body))
         self.send_response(200)

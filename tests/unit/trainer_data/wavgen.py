@@ -10,7 +10,12 @@ import wave
 
 
 def wav_bytes(
-    seconds: float = 1.0, rate: int = 16000, channels: int = 1, width: int = 2, freq: float = 440.0, seed: int = 0
+    seconds: float = 1.0,
+    rate: int = 16000,
+    channels: int = 1,
+    width: int = 2,
+    freq: float = 440.0,
+    seed: int = 0,
 ) -> bytes:
     """A sine tone with noise; `width` bytes per sample (1 = unsigned 8-bit, 2 = 16-bit)."""
     rng = random.Random(seed)
