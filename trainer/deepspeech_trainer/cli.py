@@ -88,7 +88,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
     spec = load_spec(args.spec)
-    result = make_plan(spec, work_dir=args.work_dir, epochs_done=args.epochs_done)
+    try:
+        result = make_plan(spec, work_dir=args.work_dir, epochs_done=args.epochs_done)
+    except ValueError as exc:  # e.g. a work dir that is not absolute
+        raise InvalidInput(str(exc)) from exc
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -101,12 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except TrainerError as exc:
+        # Anything else is a bug: let it crash with a traceback and a generic exit code (retried).
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except ValueError as exc:
-        # Programming-level ValueErrors from the builders still mean "this input cannot run".
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return InvalidInput.exit_code
 
 
 if __name__ == "__main__":

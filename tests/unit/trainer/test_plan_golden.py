@@ -127,6 +127,13 @@ def test_plan_invalid_spec_exits_65_with_one_line(tmp_path, capsys):
     ]
 
 
+def test_plan_relative_work_dir_exits_65(tmp_path, capsys):
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("data: {train: [s3://b/t.csv]}\noutput: {uri: s3://b/o/}\n")
+    assert main(["plan", "--spec", str(spec_file), "--work-dir", "relative/dir"]) == 65
+    assert "not absolute" in capsys.readouterr().err
+
+
 def test_plan_missing_spec_file_exits_65(tmp_path, capsys):
     assert main(["plan", "--spec", str(tmp_path / "none.json")]) == 65
 
