@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages the tests need (real audio for datasets, openssl for the cluster PKI).
-SYSTEM_PACKAGES := openssl
-REQS := operator/requirements.txt trainer/requirements.txt requirements-dev.txt operator/pyproject.toml trainer/pyproject.toml
+# Debian packages the tests need: openssl (cluster PKI), util-linux (unshare for pods that run as
+# processes), espeak-ng and sox (real speech for test datasets).
+SYSTEM_PACKAGES := openssl util-linux espeak-ng sox
+REQS := operator/requirements.txt trainer/requirements.txt trainer/requirements-prepare.txt requirements-dev.txt operator/pyproject.toml trainer/pyproject.toml
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help dev system-deps lint fmt unit test integration cluster-up cluster-down cluster-build run-operator generate demo demo-down bench
@@ -22,8 +23,8 @@ help:
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r operator/requirements.txt -r trainer/requirements.txt -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e operator -e trainer
+	$(PY) -m pip install --quiet --disable-pip-version-check -r operator/requirements.txt -r trainer/requirements.txt -r trainer/requirements-prepare.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e operator -e 'trainer[prepare]'
 	@touch $@
 
 dev: $(STAMP)

@@ -18,6 +18,12 @@ GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 GPU_NODES = ("gpu-node-0", "gpu-node-1")
 CPU_NODES = ("cpu-node-0",)
+# A node whose pods really run, as local processes (tests/cluster/procrunner.py). Its extra taint keeps
+# every pod off it except those that tolerate it; a namespace annotation (SIM_RUNTIME) makes pods on any
+# simulated node run as processes too.
+PROCESS_NODES = ("proc-gpu-0",)
+RUNTIME_LABEL = "sim.deepspeech.dev/runtime"
+PROCESS_TAINT = {"key": RUNTIME_LABEL, "value": "process", "effect": "NoSchedule"}
 GPUS_PER_NODE = 8
 
 # Annotations the node agent obeys (on the pod, or on its namespace as a default for every pod in it).
@@ -27,3 +33,18 @@ SIM_EXIT_CODE = SIM_PREFIX + "exit-code"  # terminate the pod's containers with 
 SIM_RUN_SECONDS = SIM_PREFIX + "run-seconds"  # how long a pod runs before exiting (default 1)
 SIM_REASON = SIM_PREFIX + "reason"  # terminated.reason, e.g. OOMKilled
 SIM_MESSAGE = SIM_PREFIX + "termination-message"  # terminated.message
+SIM_RUNTIME = SIM_PREFIX + "runtime"  # "process": run the pod's containers as local processes
+
+
+def image_env(image: str) -> dict[str, str]:
+    """The ENV an image would bring; the repository's .venv stands in for every image's software."""
+    env = {
+        "PATH": f"{REPO / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if "trainer" in image:
+        standin = REPO / "tests" / "standin"
+        env |= {"DST_TF_PYTHON": str(REPO / ".venv" / "bin" / "python"), "DST_DEEPSPEECH_DIR": str(standin)}
+    return env

@@ -216,7 +216,15 @@ def _s3_answers(env: dict[str, str]) -> bool:
 def start_nodeagent(state: Path, kubeconfig: Path) -> None:
     processes.start(
         "nodeagent",
-        [sys.executable, "-m", "tests.cluster.nodeagent", "--kubeconfig", str(kubeconfig)],
+        [
+            sys.executable,
+            "-m",
+            "tests.cluster.nodeagent",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--state",
+            str(state),
+        ],
         state,
         env={"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
     )

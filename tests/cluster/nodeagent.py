@@ -15,26 +15,37 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from tests.cluster import podspec
 from tests.cluster.config import (
     CPU_NODES,
     GPU_NODES,
     GPU_PRODUCT,
     GPU_TAINT,
     GPUS_PER_NODE,
+    PROCESS_NODES,
+    PROCESS_TAINT,
+    REPO,
+    RUNTIME_LABEL,
     SIM_EXIT_CODE,
     SIM_HOLD,
     SIM_MESSAGE,
     SIM_REASON,
     SIM_RUN_SECONDS,
+    SIM_RUNTIME,
+    STATE_DIR,
+    image_env,
 )
+from tests.cluster.procrunner import ProcessPod
 
 log = logging.getLogger("nodeagent")
 HEARTBEAT_SECONDS = 10
@@ -50,13 +61,16 @@ def now_micro() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def node_manifest(name: str, gpus: int) -> dict[str, Any]:
+def node_manifest(name: str, gpus: int, runs_processes: bool = False) -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
     labels["sim.deepspeech.dev/node"] = "true"
-    spec: dict[str, Any] = {}
+    spec: dict[str, Any] = {"taints": []}
     if gpus:
         labels |= {"nvidia.com/gpu.product": GPU_PRODUCT, "nvidia.com/gpu.count": str(gpus)}
-        spec["taints"] = [GPU_TAINT]
+        spec["taints"].append(GPU_TAINT)
+    if runs_processes:
+        labels[RUNTIME_LABEL] = "process"
+        spec["taints"].append(PROCESS_TAINT)
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
@@ -136,19 +150,22 @@ def terminated_state(container: str, image: str, exit_code: int, reason: str, me
 
 
 class Agent:
-    def __init__(self, api_client: client.ApiClient, nodes: dict[str, int]) -> None:
+    def __init__(self, api_client: client.ApiClient, nodes: dict[str, int], state: Path = STATE_DIR) -> None:
         self.core = client.CoreV1Api(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
+        self.api_client = api_client
         self.nodes = nodes
+        self.state = state
         self.lock = threading.Lock()
         self.timers: dict[str, threading.Timer] = {}
+        self.process_pods: dict[str, ProcessPod] = {}
         self.stopping = threading.Event()
 
     # --- nodes -----------------------------------------------------------------------------------
     def register_nodes(self) -> None:
         for name, gpus in self.nodes.items():
             try:
-                self.core.create_node(node_manifest(name, gpus))
+                self.core.create_node(node_manifest(name, gpus, runs_processes=name in PROCESS_NODES))
             except ApiException as exc:
                 if exc.status != 409:
                     raise
@@ -203,6 +220,10 @@ class Agent:
 
     def _reconcile(self, pod: Any, key: str) -> None:
         phase = pod.status.phase
+        ns_annotations = self._namespace_annotations(pod.metadata.namespace)
+        if pod.spec.node_name in PROCESS_NODES or ns_annotations.get(SIM_RUNTIME) == "process":
+            self._reconcile_process_pod(pod)
+            return
         if pod.metadata.deletion_timestamp is not None:
             if phase not in ("Succeeded", "Failed"):
                 self._terminate(pod, 143, "Error", "")
@@ -212,7 +233,6 @@ class Agent:
         if phase in ("Succeeded", "Failed"):
             self._cancel_timer(key)
             return
-        ns_annotations = self._namespace_annotations(pod.metadata.namespace)
         if phase == "Pending":
             self._start(pod)
         exit_code = _annotation(pod, ns_annotations, SIM_EXIT_CODE)
@@ -304,13 +324,157 @@ class Agent:
         }
         self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": status})
 
+    # --- pods that really run ---------------------------------------------------------------------
+    def _reconcile_process_pod(self, pod: Any) -> None:
+        uid = pod.metadata.uid
+        running = self.process_pods.get(uid)
+        if pod.metadata.deletion_timestamp is not None:
+            grace = pod.metadata.deletion_grace_period_seconds or 0
+            threading.Thread(target=self._stop_process_pod, args=(pod, running, grace), daemon=True).start()
+            return
+        if running is None and pod.status.phase == "Pending":
+            raw = self.api_client.sanitize_for_serialization(pod)
+            runner = ProcessPod(
+                pod=raw,
+                root=self.state / "pods" / f"{pod.metadata.namespace}_{pod.metadata.name}_{uid}",
+                env_for=lambda container, raw=raw: self._container_env(raw, container),
+                files_for=lambda volume, raw=raw: self._volume_files(raw, volume),
+                report=lambda kind, payload, pod=pod: self._report(pod, kind, payload),
+                now=now,
+                image_paths=(REPO,),
+            )
+            self.process_pods[uid] = runner
+            threading.Thread(target=runner.run, name=f"pod-{pod.metadata.name}", daemon=True).start()
+
+    def _stop_process_pod(self, pod: Any, runner: ProcessPod | None, grace: float) -> None:
+        if runner is not None:
+            runner.stop(grace)
+        try:
+            self.core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("pod %s/%s: %s", pod.metadata.namespace, pod.metadata.name, exc.reason)
+        self.process_pods.pop(pod.metadata.uid, None)
+
+    def _container_env(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+        api = urlparse(self.api_client.configuration.host)
+        base = image_env(container.get("image", "")) | {
+            "HOSTNAME": pod["metadata"]["name"],
+            "KUBERNETES_SERVICE_HOST": api.hostname or "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(api.port or 443),
+        }
+        return podspec.container_env(pod, container, self._secret, self._config_map, base)
+
+    def _volume_files(self, pod: dict[str, Any], volume: dict[str, Any]) -> list[podspec.FileContent] | None:
+        def token(audience: str, seconds: int) -> str:
+            body = {
+                "spec": {
+                    "audiences": [audience] if audience else None,
+                    "expirationSeconds": seconds,
+                    "boundObjectRef": {
+                        "kind": "Pod",
+                        "apiVersion": "v1",
+                        "name": pod["metadata"]["name"],
+                        "uid": pod["metadata"]["uid"],
+                    },
+                }
+            }
+            account = pod["spec"].get("serviceAccountName") or "default"
+            return self.core.create_namespaced_service_account_token(
+                account, pod["metadata"]["namespace"], body
+            ).status.token
+
+        return podspec.volume_files(pod, volume, self._secret, self._config_map, token)
+
+    def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            return podspec.decode_secret(self.core.read_namespaced_secret(name, namespace).data or {})
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            return self.core.read_namespaced_config_map(name, namespace).data or {}
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _report(self, pod: Any, kind: str, payload: Any) -> None:
+        name, namespace = pod.metadata.name, pod.metadata.namespace
+        stamp = now()
+        if kind == "running":
+            status = {
+                "phase": "Running",
+                "startTime": stamp,
+                "hostIP": "127.0.0.1",
+                "podIP": "127.0.0.1",
+                "conditions": [
+                    {"type": t, "status": "True", "lastTransitionTime": stamp}
+                    for t in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
+                ],
+                "containerStatuses": [
+                    {
+                        "name": payload["name"],
+                        "image": next(c.image for c in pod.spec.containers if c.name == payload["name"]),
+                        "imageID": "process://",
+                        "containerID": f"process://{pod.metadata.uid}/{payload['name']}",
+                        "ready": True,
+                        "started": True,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": payload["startedAt"]}},
+                    }
+                ],
+            }
+        elif kind == "terminated":
+            results = payload["init"] + payload["main"]
+            statuses = [
+                terminated_state(r.name, r.image, r.exit_code, r.reason, r.message)
+                | {"containerID": f"process://{pod.metadata.uid}/{r.name}"}
+                for r in results
+            ]
+            for status_entry, result in zip(statuses, results, strict=True):
+                status_entry["state"]["terminated"] |= {
+                    "startedAt": result.started_at,
+                    "finishedAt": result.finished_at,
+                }
+            failed = any(r.exit_code != 0 for r in results) or not payload["main"]
+            status = {
+                "phase": "Failed" if failed else "Succeeded",
+                "conditions": [
+                    {"type": t, "status": "False", "reason": "PodCompleted", "lastTransitionTime": stamp}
+                    for t in ("ContainersReady", "Ready")
+                ],
+                ("initContainerStatuses" if payload["init"] else "containerStatuses"): statuses,
+            }
+        else:  # failed-to-start: the pod stays Pending with a waiting reason, like a kubelet reports it
+            status = {
+                "containerStatuses": [
+                    {
+                        "name": c.name,
+                        "image": c.image,
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"waiting": {"reason": payload.reason, "message": str(payload)}},
+                    }
+                    for c in pod.spec.containers
+                ]
+            }
+        try:
+            self.core.patch_namespaced_pod_status(name, namespace, {"status": status})
+        except ApiException as exc:
+            log.warning("pod %s/%s: status %s: %s", namespace, name, kind, exc.reason)
+
 
 def default_nodes() -> dict[str, int]:
-    return {**{n: GPUS_PER_NODE for n in GPU_NODES}, **{n: 0 for n in CPU_NODES}}
+    return {**{n: GPUS_PER_NODE for n in (*GPU_NODES, *PROCESS_NODES)}, **{n: 0 for n in CPU_NODES}}
 
 
-def run(kubeconfig: Path, nodes: dict[str, int]) -> None:
-    agent = Agent(config.new_client_from_config(str(kubeconfig)), nodes)
+def run(kubeconfig: Path, nodes: dict[str, int], state: Path) -> None:
+    agent = Agent(config.new_client_from_config(str(kubeconfig)), nodes, state)
     agent.register_nodes()
     agent.heartbeat()
     threading.Thread(target=agent.heartbeat_forever, name="heartbeat", daemon=True).start()
@@ -321,9 +485,14 @@ def run(kubeconfig: Path, nodes: dict[str, int]) -> None:
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument(
+        "--state", type=Path, default=STATE_DIR, help="where pods that run keep volumes and logs"
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(args.kubeconfig, default_nodes())
+    if shutil.which("unshare") is None:
+        parser.error("unshare (util-linux) is needed to run pods as processes")
+    run(args.kubeconfig, default_nodes(), args.state)
 
 
 if __name__ == "__main__":
