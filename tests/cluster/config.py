@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 K8S_VERSION = "v1.36.3"
@@ -34,6 +35,7 @@ SIM_RUN_SECONDS = SIM_PREFIX + "run-seconds"  # how long a pod runs before exiti
 SIM_REASON = SIM_PREFIX + "reason"  # terminated.reason, e.g. OOMKilled
 SIM_MESSAGE = SIM_PREFIX + "termination-message"  # terminated.message
 SIM_RUNTIME = SIM_PREFIX + "runtime"  # "process": run the pod's containers as local processes
+SIM_IMAGE_ENV = SIM_PREFIX + "image-env."  # namespace annotation prefix: extra image ENV (stand-in knobs)
 
 
 def image_env(image: str) -> dict[str, str]:
@@ -45,6 +47,11 @@ def image_env(image: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     if "trainer" in image:
+        # The trainer image runs DeepSpeech under its TF1 Python; here the stand-in takes DeepSpeech's place
+        # and imitates the release named by the image tag, as the real image holds that release.
         standin = REPO / "tests" / "standin"
         env |= {"DST_TF_PYTHON": str(REPO / ".venv" / "bin" / "python"), "DST_DEEPSPEECH_DIR": str(standin)}
+        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+        if re.fullmatch(r"\d+\.\d+\.\d+", tag):
+            env["STANDIN_VERSION"] = tag
     return env

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.cluster import podspec
+from tests.cluster import kubeletlogs, podspec
 from tests.cluster.config import (
     CPU_NODES,
     GPU_NODES,
@@ -38,6 +38,7 @@ from tests.cluster.config import (
     RUNTIME_LABEL,
     SIM_EXIT_CODE,
     SIM_HOLD,
+    SIM_IMAGE_ENV,
     SIM_MESSAGE,
     SIM_REASON,
     SIM_RUN_SECONDS,
@@ -45,6 +46,7 @@ from tests.cluster.config import (
     STATE_DIR,
     image_env,
 )
+from tests.cluster.processes import free_port
 from tests.cluster.procrunner import ProcessPod
 
 log = logging.getLogger("nodeagent")
@@ -74,7 +76,7 @@ def node_manifest(name: str, gpus: int, runs_processes: bool = False) -> dict[st
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
-def node_status(gpus: int) -> dict[str, Any]:
+def node_status(gpus: int, kubelet_port: int = 0) -> dict[str, Any]:
     resources = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "500Gi"}
     if gpus:
         resources["nvidia.com/gpu"] = str(gpus)
@@ -96,6 +98,7 @@ def node_status(gpus: int) -> dict[str, Any]:
         "allocatable": resources,
         "conditions": conditions,
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "nodeInfo": {
             "kubeletVersion": KUBELET_VERSION,
             "containerRuntimeVersion": "sim://1.0",
@@ -160,6 +163,7 @@ class Agent:
         self.timers: dict[str, threading.Timer] = {}
         self.process_pods: dict[str, ProcessPod] = {}
         self.stopping = threading.Event()
+        self.kubelet_port = 0
 
     # --- nodes -----------------------------------------------------------------------------------
     def register_nodes(self) -> None:
@@ -169,7 +173,7 @@ class Agent:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-            self.core.patch_node_status(name, {"status": node_status(gpus)})
+            self.core.patch_node_status(name, {"status": node_status(gpus, self.kubelet_port)})
 
     def heartbeat_forever(self) -> None:
         while not self.stopping.wait(HEARTBEAT_SECONDS):
@@ -181,7 +185,7 @@ class Agent:
     def heartbeat(self) -> None:
         for name, gpus in self.nodes.items():
             self._renew_lease(name)
-            self.core.patch_node_status(name, {"status": node_status(gpus)})
+            self.core.patch_node_status(name, {"status": node_status(gpus, self.kubelet_port)})
 
     def _renew_lease(self, name: str) -> None:
         body = {
@@ -325,6 +329,14 @@ class Agent:
         self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": status})
 
     # --- pods that really run ---------------------------------------------------------------------
+    def is_running(self, namespace: str, name: str) -> bool:
+        return any(
+            p.pod["metadata"]["namespace"] == namespace
+            and p.pod["metadata"]["name"] == name
+            and any(proc.poll() is None for proc in p.processes.values())
+            for p in list(self.process_pods.values())
+        )
+
     def _reconcile_process_pod(self, pod: Any) -> None:
         uid = pod.metadata.uid
         running = self.process_pods.get(uid)
@@ -358,11 +370,19 @@ class Agent:
 
     def _container_env(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
         api = urlparse(self.api_client.configuration.host)
-        base = image_env(container.get("image", "")) | {
-            "HOSTNAME": pod["metadata"]["name"],
-            "KUBERNETES_SERVICE_HOST": api.hostname or "127.0.0.1",
-            "KUBERNETES_SERVICE_PORT": str(api.port or 443),
+        annotations = self._namespace_annotations(pod["metadata"]["namespace"])
+        knobs = {
+            k.removeprefix(SIM_IMAGE_ENV): v for k, v in annotations.items() if k.startswith(SIM_IMAGE_ENV)
         }
+        base = (
+            image_env(container.get("image", ""))
+            | knobs
+            | {
+                "HOSTNAME": pod["metadata"]["name"],
+                "KUBERNETES_SERVICE_HOST": api.hostname or "127.0.0.1",
+                "KUBERNETES_SERVICE_PORT": str(api.port or 443),
+            }
+        )
         return podspec.container_env(pod, container, self._secret, self._config_map, base)
 
     def _volume_files(self, pod: dict[str, Any], volume: dict[str, Any]) -> list[podspec.FileContent] | None:
@@ -475,6 +495,12 @@ def default_nodes() -> dict[str, int]:
 
 def run(kubeconfig: Path, nodes: dict[str, int], state: Path) -> None:
     agent = Agent(config.new_client_from_config(str(kubeconfig)), nodes, state)
+    pki = state / "pki"
+    if (pki / "kubelet.crt").exists():
+        agent.kubelet_port = free_port()
+        kubeletlogs.serve(
+            state / "pods", agent.kubelet_port, pki / "kubelet.crt", pki / "kubelet.key", agent.is_running
+        )
     agent.register_nodes()
     agent.heartbeat()
     threading.Thread(target=agent.heartbeat_forever, name="heartbeat", daemon=True).start()

@@ -52,5 +52,16 @@ def generate(pki: Path) -> None:
         pki,
     )
     _signed_cert("admin", "/O=system:masters/CN=admin", "extendedKeyUsage=clientAuth\n", pki)
+    # Serving cert of the node agent's kubelet endpoint (logs); the apiserver verifies it with the CA.
+    _signed_cert(
+        "kubelet", "/CN=node-agent", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n", pki
+    )
+    # Client cert the apiserver presents to that endpoint, as it does to kubelets.
+    _signed_cert(
+        "apiserver-kubelet-client",
+        "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client",
+        "extendedKeyUsage=clientAuth\n",
+        pki,
+    )
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)

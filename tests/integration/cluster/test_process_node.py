@@ -248,3 +248,27 @@ def _pod_with_volume_file(cluster, namespace: str, job: str, filename: str) -> d
         cluster.kubectl("-n", namespace, "get", "pods", "-l", f"job-name={job}", "-o", "json").stdout
     )["items"]
     return next((p for p in pods if (_volume_dir(p) / filename).exists()), None)
+
+
+def test_kubectl_logs_reaches_the_agent(cluster, settings):
+    namespace = settings
+    script = "import sys; print('line one'); print('line two'); sys.exit(0)"
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(pod_job("talker", script)))
+    cluster.kubectl("-n", namespace, "wait", "--for=condition=Complete", "job/talker", "--timeout=90s")
+    assert cluster.kubectl("-n", namespace, "logs", "job/talker").stdout == "line one\nline two\n"
+    assert cluster.kubectl("-n", namespace, "logs", "job/talker", "--tail=1").stdout == "line two\n"
+
+
+def test_namespace_image_env_reaches_the_container(cluster, settings):
+    namespace = settings
+    cluster.kubectl("annotate", "namespace", namespace, "sim.deepspeech.dev/image-env.KNOB=turned")
+    job = pod_job("knob", "import os; open('/dev/termination-log', 'w').write(os.environ['KNOB'])")
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "example/trainer:0.7.4"
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(job))
+    cluster.kubectl("-n", namespace, "wait", "--for=condition=Complete", "job/knob", "--timeout=90s")
+    assert (
+        terminated(cluster, namespace, "knob")["status"]["containerStatuses"][0]["state"]["terminated"][
+            "message"
+        ]
+        == "turned"
+    )
