@@ -43,6 +43,10 @@ Mode = Literal["full", "headers"]
 SPLITS = ("train", "dev", "test")
 INDEX_NAME = ".staging-index.json"
 PROGRESS_EVERY_S = 2.0
+# Below this size an object is fetched with one GetObject; above, s3transfer's multipart download.
+SMALL_OBJECT = 8 * 1024 * 1024
+# Enough requests in flight to hide per-request latency; more only adds GIL contention.
+SMALL_WORKERS = 16
 
 
 @dataclass(frozen=True)
@@ -413,17 +417,45 @@ def _download(
 
         return done
 
-    manager = storage.manager
-    futures = []
-    for uri, meta in todo:
-        futures.append(
-            manager.download(
-                uri.bucket,
-                uri.key,
-                str(cache.local_path(uri)),
-                subscribers=[_KnownObject(meta, done_cb(uri, meta))],
-            )
+    small = [(u, m) for u, m in todo if m.size < SMALL_OBJECT]
+    large = [(u, m) for u, m in todo if m.size >= SMALL_OBJECT]
+
+    # Large objects: s3transfer (ranged multipart GETs, size/ETag from the listing so no HEAD).
+    futures = [
+        storage.manager.download(
+            uri.bucket,
+            uri.key,
+            str(cache.local_path(uri)),
+            subscribers=[_KnownObject(meta, done_cb(uri, meta))],
         )
+        for uri, meta in large
+    ]
+
+    # Clips: one GetObject each on the shared client's pool. Measured on 5 000 × 100 KB files,
+    # s3transfer's per-transfer futures/tasks/IO-queue cost about twice the CPU per small object,
+    # which bounds throughput on a small pod; a clip fits in memory and is written atomically.
+    def get_small(item: tuple[s3.S3Uri, ObjectMeta]) -> None:
+        uri, meta = item
+        target = cache.local_path(uri)
+        try:
+            body = storage.client.get_object(Bucket=uri.bucket, Key=uri.key, IfMatch=f'"{meta.etag}"')[
+                "Body"
+            ].read()
+            if len(body) != meta.size:
+                raise TransientError(f"{uri}: got {len(body)} bytes, listing said {meta.size}")
+            part = target.with_name(target.name + ".part")
+            part.write_bytes(body)
+            os.replace(part, target)
+        except BaseException as exc:  # collected and mapped once all transfers have ended
+            with err_lock:
+                errors.append((uri, exc))
+            return
+        cache.record(uri, meta)
+        progress.add(meta.size)
+
+    if small:
+        with ThreadPoolExecutor(max_workers=min(SMALL_WORKERS, storage.concurrency)) as pool:
+            list(pool.map(get_small, small))
     for fut in futures:
         with contextlib.suppress(BaseException):
             fut.result()
@@ -431,9 +463,11 @@ def _download(
     log.info("%s", progress.line())
     transient = []
     for uri, exc in errors:
-        if isinstance(exc, botocore.exceptions.ClientError) and s3.is_not_found(exc):
+        if isinstance(exc, botocore.exceptions.ClientError) and (
+            s3.is_not_found(exc) or s3.error_code(exc) == "PreconditionFailed"
+        ):
             for row in wanted[uri]:
-                row.problem = ("file_missing", f"{uri} disappeared while staging")
+                row.problem = ("file_missing", f"{uri} disappeared or changed while staging")
         else:
             transient.append((uri, exc))
     if transient:
