@@ -47,7 +47,8 @@ def chart_crd_template(crd: dict) -> str:
     The CRD is not inlined into the template because Helm would then interpret any `{{` in descriptions
     or CEL rules; .Files.Get returns the bytes untouched. crds.keep inserts KEEP_ANNOTATION after the one
     top-level `metadata:` line (the `\n` anchor skips the indented `metadata` properties of the schema),
-    which is only valid YAML while the generated metadata has no annotations of its own.
+    which is only valid YAML while the generated metadata has no annotations of its own. The whitespace
+    trimming makes the rendered template exactly the file's bytes, without a leading or trailing newline.
     """
     if "annotations" in crd["metadata"]:
         raise ValueError("the CRD has metadata.annotations: crds.keep cannot insert its annotation block")
@@ -59,8 +60,8 @@ def chart_crd_template(crd: dict) -> str:
         "{{- if .Values.crds.keep }}\n"
         f'{{{{- $crd = replace "\\nmetadata:\\n" "\\nmetadata:\\n{keep}" $crd }}}}\n'
         "{{- end }}\n"
-        "{{ $crd }}\n"
-        "{{- end }}\n"
+        "{{- $crd }}\n"
+        "{{- end -}}\n"
     )
 
 
