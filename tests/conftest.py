@@ -87,3 +87,18 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+CRD = REPO / "manifests" / "crd" / "training.deepspeech.dev_deepspeechtrainings.yaml"
+
+
+@pytest.fixture
+def crd(cluster: Cluster) -> None:
+    """The DeepSpeechTraining CRD, installed (or updated) from the generated manifest and Established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/deepspeechtrainings.training.deepspeech.dev",
+    )

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import shutil
 import threading
 from collections.abc import Mapping
@@ -328,10 +329,12 @@ class Trainer:
             syncer.start()
             test_results: list[Any] = []
             for inv in plan:
-                if inv.purpose != "train" and self.store.restore_best_dev():
-                    pass  # the better best_dev of an earlier attempt is what gets tested/exported
+                if inv.purpose != "train":
+                    # The better best_dev of an earlier attempt is what gets tested and exported.
+                    self.store.restore_best_dev()
                 if inv.purpose == "train":
                     self.tracker.offset = self.tracker.done
+                log.info("%s: %s", inv.purpose, shlex.join(inv.argv))
                 result = self.runner.run(inv)
                 test_results += list(result.test_results)
                 self._after(inv, result)

@@ -187,17 +187,6 @@ def k8s(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def crd(k8s: Any) -> None:
-    k8s.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    k8s.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/deepspeechtrainings.training.deepspeech.dev",
-    )
-
-
-@pytest.fixture
 def env(k8s: Any, crd: None, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     namespace = request.getfixturevalue("namespace")
     op = OperatorProcess(k8s.kubeconfig, namespace, tmp_path / "operator.log")

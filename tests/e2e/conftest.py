@@ -1,0 +1,55 @@
+"""End-to-end fixtures: a namespace whose pods run as real processes, a real speech dataset in S3 made by
+`deepspeech-trainer prepare`, an S3 credentials Secret, and the real operator process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.cluster.config import REPO, SIM_IMAGE_ENV, SIM_RUNTIME
+from tests.e2e.dataset import prepare_to_s3, speak_pairs
+from tests.integration.operator.conftest import Env, OperatorProcess
+
+TRAINER = REPO / ".venv" / "bin" / "deepspeech-trainer"
+BUCKET = "e2e"
+
+
+@pytest.fixture(scope="session")
+def corpus(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """s3://e2e/corpus/{train,dev,test}.csv + alphabet.txt, from espeak-ng speech; returns the prefix."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
+        region_name=s3_env["AWS_REGION"],
+    )
+    if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=BUCKET)
+    source = speak_pairs(tmp_path_factory.mktemp("speech"))
+    prefix = f"s3://{BUCKET}/corpus"
+    prepare_to_s3(source, prefix, s3_env, TRAINER)
+    return prefix
+
+
+@pytest.fixture
+def e2e(cluster: Any, namespace: str, crd: None, s3_env: dict[str, str], tmp_path: Path) -> Iterator[Env]:
+    """The operator watching a namespace where every pod really runs (trainer processes, stand-in DeepSpeech)."""
+    cluster.kubectl("annotate", "namespace", namespace, f"{SIM_RUNTIME}=process")
+    # The stand-in's epochs take a moment, so progress can be watched while a run is in flight.
+    cluster.kubectl("annotate", "namespace", namespace, f"{SIM_IMAGE_ENV}STANDIN_EPOCH_SECONDS=1.5")
+    cluster.kubectl(
+        "-n", namespace, "create", "secret", "generic", "s3-credentials",
+        f"--from-literal=AWS_ACCESS_KEY_ID={s3_env['AWS_ACCESS_KEY_ID']}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={s3_env['AWS_SECRET_ACCESS_KEY']}",
+    )  # fmt: skip
+    op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path / "operator.log")
+    op.start()
+    try:
+        yield Env(cluster, namespace, op)
+    finally:
+        op.stop()
