@@ -1,0 +1,1 @@
+"""Benchmarks of deepspeech-operator: `python -m bench [names...] [--quick]` (see bench/README.md)."""
