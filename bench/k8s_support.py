@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -70,6 +71,7 @@ class OperatorProcess:
             liveness_port,
         )
         self.proc: subprocess.Popen[bytes] | None = None
+        self.wrapper: list[str] = []  # e.g. py-spy record ... -- (then the operator is its child)
 
     @classmethod
     def deepspeech(cls, cluster: BenchCluster, namespace: str, log_path: Path) -> OperatorProcess:
@@ -88,7 +90,15 @@ class OperatorProcess:
 
     @property
     def pid(self) -> int:
+        """The operator's pid (the wrapper's child when wrapped)."""
         assert self.proc is not None
+        if not self.wrapper:
+            return self.proc.pid
+        for _ in range(50):
+            children = _children(self.proc.pid)
+            if children:
+                return children[0]
+            time.sleep(0.1)
         return self.proc.pid
 
     def start(self, ready_timeout: float = 60) -> None:
@@ -96,7 +106,11 @@ class OperatorProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, *self.argv], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+            [*self.wrapper, sys.executable, *self.argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
@@ -116,6 +130,11 @@ class OperatorProcess:
         return proc_status(self.pid) if self.proc else {}
 
     def stop(self) -> None:
+        if self.proc and self.proc.poll() is None and self.wrapper:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)  # the profiler writes its output once its child ends
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=60)
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -123,6 +142,14 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            out += [int(x) for x in (task / "children").read_text().split()]
+    return out
 
 
 class JobWatcher:
