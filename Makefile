@@ -70,8 +70,8 @@ generate: $(STAMP)
 run-operator: $(STAMP)
 	KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.cluster/kubeconfig} $(PY) -m deepspeech_operator
 
-demo: $(STAMP)
-	@echo "make demo: not yet (lands with the end-to-end issue)"
+demo: $(STAMP) system-deps
+	$(PY) -m tests.e2e.demo up
 
 demo-down: $(STAMP)
-	@echo "make demo-down: not yet"
+	$(PY) -m tests.e2e.demo down

@@ -39,7 +39,9 @@ SIM_IMAGE_ENV = SIM_PREFIX + "image-env."  # namespace annotation prefix: extra 
 
 
 def image_env(image: str) -> dict[str, str]:
-    """The ENV an image would bring; the repository's .venv stands in for every image's software."""
+    """The ENV an image would bring. The repository's .venv stands in for the image's software; for the
+    trainer image the DST_* settings are read from Dockerfile.trainer itself, so pods see the real image's
+    paths (a DeepSpeech stand-in is swapped in per namespace with SIM_IMAGE_ENV annotations)."""
     env = {
         "PATH": f"{REPO / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",
@@ -47,11 +49,20 @@ def image_env(image: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     if "trainer" in image:
-        # The trainer image runs DeepSpeech under its TF1 Python; here the stand-in takes DeepSpeech's place
-        # and imitates the release named by the image tag, as the real image holds that release.
-        standin = REPO / "tests" / "standin"
-        env |= {"DST_TF_PYTHON": str(REPO / ".venv" / "bin" / "python"), "DST_DEEPSPEECH_DIR": str(standin)}
+        from tests.unit.packaging.dockerfile import env_of, parse
+
+        env |= {
+            k: v for k, v in env_of(parse(REPO / "Dockerfile.trainer").final).items() if k.startswith("DST_")
+        }
         tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
         if re.fullmatch(r"\d+\.\d+\.\d+", tag):
-            env["STANDIN_VERSION"] = tag
+            env["STANDIN_VERSION"] = tag  # the release the image holds, for a stand-in if one is swapped in
     return env
+
+
+def standin_image_env() -> dict[str, str]:
+    """Namespace annotations that make trainer pods run the DeepSpeech stand-in (tests/standin/)."""
+    return {
+        SIM_IMAGE_ENV + "DST_TF_PYTHON": str(REPO / ".venv" / "bin" / "python"),
+        SIM_IMAGE_ENV + "DST_DEEPSPEECH_DIR": str(REPO / "tests" / "standin"),
+    }

@@ -247,7 +247,7 @@ def healthy(state: Path = STATE_DIR) -> bool:
     if not info.exists():
         return False
     pids = processes.recorded(state)
-    if set(pids) != set(STOP_ORDER) or not all(processes.alive(pid) for pid in pids.values()):
+    if not set(STOP_ORDER) <= set(pids) or not all(processes.alive(pids[name]) for name in STOP_ORDER):
         return False
     server = json.loads(info.read_text())["server"]
     try:
@@ -287,7 +287,9 @@ def up(state: Path = STATE_DIR) -> ClusterInfo:
 
 
 def _stop_all(state: Path) -> None:
-    for name in STOP_ORDER:
+    # Whatever was started on top of the cluster (the demo's operator) goes first.
+    extra = [name for name in processes.recorded(state) if name not in STOP_ORDER]
+    for name in [*extra, *STOP_ORDER]:
         processes.stop(name, state)
 
 

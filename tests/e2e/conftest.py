@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.cluster.config import REPO, SIM_IMAGE_ENV, SIM_RUNTIME
+from tests.cluster.config import REPO, SIM_IMAGE_ENV, SIM_RUNTIME, standin_image_env
 from tests.e2e.dataset import prepare_to_s3, speak_pairs
 from tests.integration.operator.conftest import Env, OperatorProcess
 
@@ -40,8 +40,11 @@ def corpus(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
 def e2e(cluster: Any, namespace: str, crd: None, s3_env: dict[str, str], tmp_path: Path) -> Iterator[Env]:
     """The operator watching a namespace where every pod really runs (trainer processes, stand-in DeepSpeech)."""
     cluster.kubectl("annotate", "namespace", namespace, f"{SIM_RUNTIME}=process")
-    # The stand-in's epochs take a moment, so progress can be watched while a run is in flight.
+    # DeepSpeech is replaced by the stand-in (it trains nothing); its epochs take a moment, so progress
+    # can be watched while a run is in flight.
     cluster.kubectl("annotate", "namespace", namespace, f"{SIM_IMAGE_ENV}STANDIN_EPOCH_SECONDS=1.5")
+    standin = [f"{key}={value}" for key, value in standin_image_env().items()]
+    cluster.kubectl("annotate", "namespace", namespace, *standin)
     cluster.kubectl(
         "-n", namespace, "create", "secret", "generic", "s3-credentials",
         f"--from-literal=AWS_ACCESS_KEY_ID={s3_env['AWS_ACCESS_KEY_ID']}",

@@ -61,3 +61,14 @@ def exec_form(args: str) -> list[str]:
     import json
 
     return json.loads(args) if args.startswith("[") else shlex.split(args)
+
+
+def env_of(stage: Stage) -> dict[str, str]:
+    """ENV of a stage (KEY=value form), later instructions winning."""
+    env: dict[str, str] = {}
+    for args in stage.all("ENV"):
+        for token in shlex.split(args):
+            key, sep, value = token.partition("=")
+            if sep:
+                env[key] = value
+    return env
