@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -37,7 +38,11 @@ def say(text: str) -> None:
 
 
 def kubectl(info: controlplane.ClusterInfo, *args: str, input: str | None = None) -> str:
-    env = {"KUBECONFIG": str(info.kubeconfig), "PATH": f"{BIN}:/usr/bin:/bin"}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(info.kubeconfig),
+        "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }
     result = subprocess.run(
         [str(BIN / "kubectl"), *args], env=env, input=input, capture_output=True, text=True
     )
