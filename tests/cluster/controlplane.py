@@ -15,6 +15,7 @@ import ssl
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,17 +204,21 @@ def _start_s3(state: Path, ports: dict[str, int]) -> dict[str, str]:
     return env
 
 
-def _s3_answers(env: dict[str, str]) -> bool:
+def s3_client(env: Mapping[str, str], secret: str | None = None):
+    """A boto3 S3 client for the local server described by an s3.env mapping."""
     import boto3  # the test environment has it; the control plane itself does not need it
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_secret_access_key=secret or env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_REGION"],
     )
-    client.list_buckets()
+
+
+def _s3_answers(env: dict[str, str]) -> bool:
+    s3_client(env).list_buckets()
     return True
 
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.cluster.config import REPO, SIM_IMAGE_ENV, SIM_RUNTIME, standin_image_env
+from tests.cluster.controlplane import s3_client
 from tests.e2e.dataset import prepare_to_s3, speak_pairs
 from tests.integration.operator.conftest import Env, OperatorProcess
 
@@ -21,13 +21,7 @@ BUCKET = "e2e"
 @pytest.fixture(scope="session")
 def corpus(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
     """s3://e2e/corpus/{train,dev,test}.csv + alphabet.txt, from espeak-ng speech; returns the prefix."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
-        region_name=s3_env["AWS_REGION"],
-    )
+    s3 = s3_client(s3_env)
     if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=BUCKET)
     source = speak_pairs(tmp_path_factory.mktemp("speech"))

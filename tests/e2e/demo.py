@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import yaml
 
 from tests.cluster import controlplane, processes
@@ -53,13 +52,7 @@ def kubectl(info: controlplane.ClusterInfo, *args: str, input: str | None = None
 
 def upload_dataset(info: controlplane.ClusterInfo) -> None:
     env = info.s3_env
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    )
+    s3 = controlplane.s3_client(env)
     if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=BUCKET)
     with tempfile.TemporaryDirectory() as folder:

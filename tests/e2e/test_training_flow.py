@@ -8,10 +8,10 @@ import json
 import re
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.cluster.config import GPU_NODES
+from tests.cluster.controlplane import s3_client
 from tests.integration.operator.conftest import Env
 
 pytestmark = pytest.mark.cluster
@@ -37,13 +37,7 @@ def spec(corpus: str, s3_env: dict[str, str], namespace: str, **overrides: Any) 
 
 def s3_keys(s3_env: dict[str, str], uri: str) -> list[str]:
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
-        region_name=s3_env["AWS_REGION"],
-    )
+    s3 = s3_client(s3_env)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
@@ -92,13 +86,7 @@ def test_apply_to_trained_model(e2e: Env, corpus: str, s3_env: dict[str, str]):
 
 
 def test_bad_data_fails_in_preflight_without_gpu_pod(e2e: Env, corpus: str, s3_env: dict[str, str]):
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
-        region_name=s3_env["AWS_REGION"],
-    )
+    s3 = s3_client(s3_env)
     bad = "wav_filename,wav_filesize,transcript\nmissing.wav,1000,hello\n../escape.wav,10,x\n"
     s3.put_object(Bucket="e2e", Key="corpus/bad.csv", Body=bad.encode())
     e2e.apply("baddata", spec(corpus, s3_env, e2e.ns, name="baddata", data={"train": [f"{corpus}/bad.csv"]}))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import secrets
 
-import boto3
 import botocore.exceptions
 import pytest
 
 from tests.cluster.config import CPU_NODES, GPU_NODES, SIM_EXIT_CODE, SIM_HOLD, SIM_MESSAGE
+from tests.cluster.controlplane import s3_client
 from tests.cluster.processes import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -129,26 +130,16 @@ def test_deleting_owner_garbage_collects_job_and_pods(cluster, namespace):
     wait_until(gone, 60, "the garbage collector to remove the Job and its pods")
 
 
-def _s3(env: dict[str, str], secret: str | None = None):
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=secret or env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    )
-
-
 def test_s3_stores_and_returns_objects(s3_env):
-    s3 = _s3(s3_env)
-    s3.create_bucket(Bucket="harness")
-    s3.put_object(Bucket="harness", Key="a/b.txt", Body=b"hello")
-    assert s3.get_object(Bucket="harness", Key="a/b.txt")["Body"].read() == b"hello"
+    s3, bucket = s3_client(s3_env), f"harness-{secrets.token_hex(4)}"  # the cluster may outlive a session
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="a/b.txt", Body=b"hello")
+    assert s3.get_object(Bucket=bucket, Key="a/b.txt")["Body"].read() == b"hello"
 
 
 def test_s3_rejects_wrong_secret_key(s3_env):
     with pytest.raises(botocore.exceptions.ClientError) as error:
-        _s3(s3_env, secret="not-the-secret").list_buckets()
+        s3_client(s3_env, secret="not-the-secret").list_buckets()
     assert error.value.response["Error"]["Code"] in {
         "SignatureDoesNotMatch",
         "InvalidAccessKeyId",
