@@ -12,6 +12,7 @@ import json
 import secrets
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,6 @@ class Release:
 @pytest.fixture
 def helm(cluster: Any, namespace: str) -> Iterator[Callable[..., Release]]:
     """install(values) -> Release, into the test's namespace; every release is uninstalled afterwards."""
-    import time
-
     config = helm_python.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace)
     installed: list[str] = []
 

@@ -125,8 +125,11 @@ def _images(node: Any, key: str = "") -> Iterator[str]:
     elif isinstance(node, list):
         for v in node:
             yield from _images(v, key)
-    elif isinstance(node, str) and key in ("image", "repository", "allowedImagePrefixes", "0.6.1", "newName"):
-        yield node
+    elif isinstance(node, str) and (
+        key in ("image", "repository", "allowedImagePrefixes", "newName")
+        or re.fullmatch(r"\d+\.\d+\.\d+", key)
+    ):
+        yield node  # trainer.images is keyed by DeepSpeech version
     elif isinstance(node, str) and key == "value" and re.match(r"^[a-z0-9-]+/[a-z0-9-]+:", node):
         yield from node.split(",")
 
