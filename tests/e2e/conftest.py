@@ -12,6 +12,7 @@ import pytest
 from tests.cluster.config import REPO, SIM_IMAGE_ENV, SIM_RUNTIME, standin_image_env
 from tests.cluster.controlplane import s3_client
 from tests.e2e.dataset import prepare_to_s3, speak_pairs
+from tests.integration.chart.conftest import helm  # noqa: F401 - the chart tests' install fixture
 from tests.integration.operator.conftest import Env, OperatorProcess
 
 TRAINER = REPO / ".venv" / "bin" / "deepspeech-trainer"
@@ -31,22 +32,27 @@ def corpus(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture
-def e2e(cluster: Any, namespace: str, crd: None, s3_env: dict[str, str], tmp_path: Path) -> Iterator[Env]:
-    """The operator watching a namespace where every pod really runs (trainer processes, stand-in DeepSpeech)."""
+def process_namespace(cluster: Any, namespace: str, s3_env: dict[str, str]) -> str:
+    """A namespace where every pod really runs as a local process, with the S3 credentials Secret."""
     cluster.kubectl("annotate", "namespace", namespace, f"{SIM_RUNTIME}=process")
     # DeepSpeech is replaced by the stand-in (it trains nothing); its epochs take a moment, so progress
     # can be watched while a run is in flight.
-    cluster.kubectl("annotate", "namespace", namespace, f"{SIM_IMAGE_ENV}STANDIN_EPOCH_SECONDS=1.5")
-    standin = [f"{key}={value}" for key, value in standin_image_env().items()]
-    cluster.kubectl("annotate", "namespace", namespace, *standin)
+    knobs = {f"{SIM_IMAGE_ENV}STANDIN_EPOCH_SECONDS": "1.5", **standin_image_env()}
+    cluster.kubectl("annotate", "namespace", namespace, *(f"{k}={v}" for k, v in knobs.items()))
     cluster.kubectl(
         "-n", namespace, "create", "secret", "generic", "s3-credentials",
         f"--from-literal=AWS_ACCESS_KEY_ID={s3_env['AWS_ACCESS_KEY_ID']}",
         f"--from-literal=AWS_SECRET_ACCESS_KEY={s3_env['AWS_SECRET_ACCESS_KEY']}",
     )  # fmt: skip
-    op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path / "operator.log")
+    return namespace
+
+
+@pytest.fixture
+def e2e(cluster: Any, process_namespace: str, crd: None, tmp_path: Path) -> Iterator[Env]:
+    """The operator (a local process with the admin kubeconfig) watching a process namespace."""
+    op = OperatorProcess(cluster.kubeconfig, process_namespace, tmp_path / "operator.log")
     op.start()
     try:
-        yield Env(cluster, namespace, op)
+        yield Env(cluster, process_namespace, op)
     finally:
         op.stop()

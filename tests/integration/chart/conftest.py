@@ -21,15 +21,9 @@ from typing import Any
 import helm_python
 import pytest
 
-from tests.unit.chart.chartlib import CRD_MANIFEST, chart, documents
+from tests.unit.chart.chartlib import chart, documents
 
 CRD_NAME = "deepspeechtrainings.training.deepspeech.dev"
-
-
-@pytest.fixture
-def crd(cluster: Any) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_MANIFEST))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
 
 
 @dataclass
