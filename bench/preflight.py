@@ -63,6 +63,17 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
         " so validation also exercises the problem path",
     }
     if rate < TARGET_ROWS_S:
+        # What-if: the same call with the S3 client's retry mode switched from adaptive to standard.
+        target = work / "preflight-whatif"
+        _, out = timed(
+            s3data.trainer_worker(
+                "preflight", "--csv", csv, "--work", str(target), "--retry-mode", "standard"
+            ),
+            worker_env,
+        )
+        whatif = json.loads(out.strip().splitlines()[-1])
+        details["whatif_standard_retries_rows_per_s"] = round(rows / whatif["seconds"])
+        shutil.rmtree(target, ignore_errors=True)
         target = work / "preflight-profiled"
         details["profile"] = profile(
             "preflight", s3data.trainer_worker("preflight", "--csv", csv, "--work", str(target)), worker_env

@@ -85,6 +85,15 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
         "trainer_files_s": round(files / cold, 0),
     }
     if ratio < COLD_TARGET:
+        # What-if: one more cold run with the S3 client's retry mode switched from adaptive to standard.
+        target = root / "whatif"
+        wall, _ = timed(
+            s3data.trainer_worker("stage", "--csv", csv, "--cache", str(target), "--retry-mode", "standard"),
+            trainer_env,
+        )
+        details["whatif_standard_retries_wall_s"] = round(wall, 3)
+        details["whatif_standard_retries_ratio"] = ratio_time(wall, cold_peer)
+        shutil.rmtree(target, ignore_errors=True)
         details["profile"] = profile(
             "staging-cold",
             s3data.trainer_worker("stage", "--csv", csv, "--cache", str(root / "profiled")),
