@@ -119,6 +119,9 @@ def _start_apiserver(state: Path, binary: Path, ports: dict[str, int]) -> str:
             f"--service-account-key-file={p / 'sa.pub'}", f"--service-account-signing-key-file={p / 'sa.key'}",
             "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
+            # As on clusters that enforce it (e.g. OpenShift): setting blockOwnerDeletion on a child needs
+            # `update` on the owner's finalizers subresource, so a chart lacking it fails here too.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             f"--kubelet-certificate-authority={p / 'ca.crt'}",
             f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
             f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",

@@ -210,3 +210,33 @@ def test_namespaced_install_runs_the_charts_deployment(cluster, crd, namespace, 
     assert_full_run(cluster, namespace, "inside", lambda: _pod_log(namespace, pod))
     phase = cluster.kubectl("get", "pod", pod, "-n", namespace, "-o", "jsonpath={.status.phase}").stdout
     assert phase == "Running"  # the operator is still up after the run
+
+
+def test_without_the_finalizers_rule_the_operator_cannot_own_jobs(cluster, crd, namespace, helm, tmp_path):
+    """The chart's `deepspeechtrainings/finalizers` rule is needed: without it the apiserver (with
+    OwnerReferencesPermissionEnforcement) refuses a Job whose ownerReference blocks the owner's deletion."""
+    release = helm({**NO_CRDS, "nodeSelector": {"deepspeech.dev/no-such-node": "true"}})
+    (role,) = (
+        release.objects("ClusterRole")[:1] if release.objects("ClusterRole") else release.objects("Role")
+    )
+    live = json.loads(cluster.kubectl("get", "clusterrole", role["metadata"]["name"], "-o", "json").stdout)
+    live["rules"] = [
+        r for r in live["rules"] if "deepspeechtrainings/finalizers" not in r.get("resources", [])
+    ]
+    assert len(live["rules"]) < len(role["rules"]), "the chart grants the finalizers rule"
+    cluster.kubectl("replace", "-f", "-", input=json.dumps(live))
+    env = container_env(release.objects("Deployment")[0]) | {
+        "DST_OPERATOR_NAMESPACES": namespace,
+        "DST_OPERATOR_METRICS_PORT": str(free_port()),
+        "DST_OPERATOR_LIVENESS_PORT": str(free_port()),
+    }
+    operator = LocalOperator(
+        token_kubeconfig(cluster, namespace, release.service_account, tmp_path), env, tmp_path / "op.log"
+    )
+    try:
+        apply_training(cluster, namespace, "orphan")
+        wait_until(lambda: "forbidden" in operator.text().lower(), 60, "the apiserver to refuse the Job")
+        assert "blockOwnerDeletion" in operator.text() or "finalizers" in operator.text()
+        assert cluster.kubectl("get", "jobs", "-n", namespace, "-o", "name").stdout == ""
+    finally:
+        operator.stop()
