@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cluster.processes import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "manifests" / "crd" / "training.deepspeech.dev_deepspeechtrainings.yaml"
@@ -30,23 +30,13 @@ REASON = "sim.deepspeech.dev/reason"
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, log: Path | None = None) -> Any:
     """Poll `probe` until it returns something truthy; fail naming `what` (and the operator log tail)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.25)
-    tail = ""
-    if log and log.exists():
-        tail = "\n--- operator log tail ---\n" + "\n".join(log.read_text().splitlines()[-40:])
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}{tail}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    try:
+        return wait_until(probe, timeout, what, interval=0.25)
+    except TimeoutError as exc:
+        tail = ""
+        if log and log.exists():
+            tail = "\n--- operator log tail ---\n" + "\n".join(log.read_text().splitlines()[-40:])
+        pytest.fail(f"{exc}{tail}")
 
 
 class OperatorProcess:
@@ -57,7 +47,7 @@ class OperatorProcess:
         self.liveness_port = 0
 
     def start(self) -> None:
-        self.metrics_port, self.liveness_port = _free_port(), _free_port()
+        self.metrics_port, self.liveness_port = free_port(), free_port()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         out = self.log.open("a")
         self.proc = subprocess.Popen(
