@@ -20,6 +20,7 @@ help:
 	@echo "make cluster-up  - start the local control plane and S3 (.cluster/kubeconfig, .cluster/s3.env)"
 	@echo "make cluster-down- stop it and remove its state"
 	@echo "make run-operator- run the operator in the foreground against .cluster/kubeconfig or KUBECONFIG"
+	@echo "make bench       - benchmarks against aws-cli (bench/README.md); about 20 minutes"
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +70,9 @@ generate: $(STAMP)
 
 run-operator: $(STAMP)
 	KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.cluster/kubeconfig} $(PY) -m deepspeech_operator
+
+bench: $(STAMP)
+	$(PY) -m bench
 
 demo: $(STAMP) system-deps
 	$(PY) -m tests.e2e.demo up
