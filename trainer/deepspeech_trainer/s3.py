@@ -27,6 +27,7 @@ from deepspeech_trainer.exitcodes import InvalidInput, TransientError
 # ones. The pool must be at least as large as the number of worker threads or requests queue for a
 # connection (botocore logs "Connection pool is full").
 DEFAULT_CONCURRENCY = 48
+LARGE_TRANSFER_CONCURRENCY = 10
 MiB = 1024 * 1024
 
 
@@ -104,7 +105,9 @@ class Storage:
             region_name=config.region,
             # +8: listing/HEAD/ranged-GET threads run beside the transfer threads.
             max_pool_connections=concurrency + 8,
-            retries={"mode": "adaptive", "max_attempts": 8},
+            # "standard", not "adaptive": the adaptive client-side rate limiter took a third of the CPU of
+            # header reads under load (bench/results/profiles/preflight.txt) and S3 throttling is rare.
+            retries={"mode": "standard", "max_attempts": 8},
             s3={"addressing_style": config.addressing_style},
             connect_timeout=10,
             read_timeout=60,
@@ -147,7 +150,8 @@ def transfer_config(concurrency: int = DEFAULT_CONCURRENCY) -> TransferConfig:
     return TransferConfig(
         multipart_threshold=64 * MiB,
         multipart_chunksize=16 * MiB,
-        max_concurrency=concurrency,
+        # One storage server saturates long before 48 parts in flight; more only adds contention.
+        max_concurrency=min(concurrency, LARGE_TRANSFER_CONCURRENCY),
         max_io_queue=1000,
         io_chunksize=256 * 1024,
         use_threads=True,

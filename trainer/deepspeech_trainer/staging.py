@@ -538,7 +538,8 @@ def _read_remote_headers(
                 return
             raise
 
-    with ThreadPoolExecutor(max_workers=storage.concurrency) as pool:
+    # As for clips: beyond ~16 threads, requests contend for the pool instead of overlapping latency.
+    with ThreadPoolExecutor(max_workers=min(SMALL_WORKERS, storage.concurrency)) as pool:
         list(pool.map(guarded, present.items()))
     log.info("%s", progress.line())
 
