@@ -65,4 +65,6 @@ def standin_image_env() -> dict[str, str]:
     return {
         SIM_IMAGE_ENV + "DST_TF_PYTHON": str(REPO / ".venv" / "bin" / "python"),
         SIM_IMAGE_ENV + "DST_DEEPSPEECH_DIR": str(REPO / "tests" / "standin"),
+        # No TensorFlow and no GPU here: the trainer's GPU check (gpucheck.py) cannot pass, so it is off.
+        SIM_IMAGE_ENV + "DST_GPU_CHECK": "off",
     }

@@ -1,4 +1,4 @@
-"""Command line of the trainer image: `deepspeech-trainer {plan,preflight,train}`."""
+"""Command line of the trainer image: `deepspeech-trainer {plan,preflight,train,gpucheck,prepare}`."""
 
 from __future__ import annotations
 
@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(train)
     train.set_defaults(handler=_lazy("deepspeech_trainer.train"))
 
+    gpu = sub.add_parser("gpucheck", help="check that the requested GPUs are usable by the image's TensorFlow")
+    _common(gpu)
+    gpu.set_defaults(handler=cmd_gpucheck)
+
     # prepare parses its own options (docs/prepare.md): '+' as prefix passes every argument through.
     prepare = sub.add_parser(
         "prepare", help="build DeepSpeech CSVs from recordings", add_help=False, prefix_chars="+"
@@ -96,6 +100,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(result.to_text(), end="")
+    return OK
+
+
+def cmd_gpucheck(args: argparse.Namespace) -> int:
+    from .gpucheck import verify
+    from .spec import load_spec
+
+    gpus = verify(load_spec(args.spec), {**os.environ, "DST_GPU_CHECK": "on"})
+    for gpu in gpus:
+        print(f"{gpu.name}: compute capability {gpu.capability[0]}.{gpu.capability[1]}, {gpu.memory_mib} MiB")
+    print("GPU check passed" if gpus else "no GPU requested")
     return OK
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepspeech_trainer import s3
+from deepspeech_trainer import gpucheck, s3
 from deepspeech_trainer.alphabet import format_alphabet, parse_alphabet
 from deepspeech_trainer.checkpoints import (
     ALPHABET_TXT,
@@ -294,6 +294,9 @@ class Trainer:
 
     def run(self) -> tuple[int, dict[str, Any]]:
         spec = load_spec(self.spec_path)
+        # Before any download: a GPU the image cannot use would make DeepSpeech train on the CPU silently.
+        for gpu in gpucheck.verify(spec, self.env):
+            log.info("GPU: %s, compute capability %d.%d, %d MiB", gpu.name, *gpu.capability, gpu.memory_mib)
         self._total = int(spec["training"]["epochs"])
         runtime = Runtime.from_env(self.env)
         paths = RunPaths.in_pod(spec, self.work)
