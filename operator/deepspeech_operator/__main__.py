@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     load_config()
-    handlers.configure(config, Cluster())
+    handlers.configure(config, Cluster(pool_size=handlers.API_THREADS))
     metrics.serve(config.metrics_port)
     kopf.run(
         standalone=True,

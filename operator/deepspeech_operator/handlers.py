@@ -3,27 +3,35 @@
 Flow: `reconcile` runs only in kopf change handlers of the DeepSpeechTraining (create, resume, spec
 update, and a change of the observed-child annotation). kopf serialises handlers per object and runs change
 handlers only once the body includes its own previous patch, so a reconcile never decides on stale status.
-Events of child Jobs and Pods update in-memory indexes and "poke" the parent by writing that annotation.
+Events of child Jobs and Pods update in-memory indexes and "poke" the parent by writing that annotation,
+but only when the digest of what the reconciler reads from the parent's children changed (a scheduler
+retry, a Ready flip or a Job counter update changes nothing the reconciler reads, so it wakes nothing).
 So all status is written through kopf's patch of the CR, and all child creation happens in one place.
+
+Handlers are async so that kopf runs them on its event loop instead of queueing each watch event for its
+small thread pool; the blocking kubernetes-client calls go to a dedicated pool (API_THREADS), several at a
+time where they are independent.
 
 No finalizer is needed: there is no on.delete, no timer, no daemon; garbage collection removes children.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime
 import logging
 import os
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import kopf
 
 from . import api, metrics, naming
 from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
-from .observe import project_job, project_pod
+from .observe import children_digest, project_job, project_pod
 from .reconcile import CreateJob, DeleteJob, EnsureObjects, decide
 from .status import merge_patch, progress_display
 
@@ -31,11 +39,27 @@ log = logging.getLogger(__name__)
 
 CHILD_LABELS = {api.LABEL_MANAGED_BY: api.OPERATOR_NAME}
 RETRY_DELAY = 5.0
+# Threads for blocking API calls (the kubernetes client is synchronous). Enough for a burst of new CRs
+# (three RBAC creates each) without queueing; k8s.Cluster sizes its connection pool to match.
+API_THREADS = 16
+
+T = TypeVar("T")
 
 
 class _State:
     config: OperatorConfig = OperatorConfig()
     cluster: Cluster | None = None
+    executor: concurrent.futures.ThreadPoolExecutor | None = None
+    # (namespace, CR name) -> the observed-child value the CR carries or was last sent by this process.
+    # Bounded by the number of CRs (entries are dropped when a CR is deleted).
+    poked: dict[tuple[str, str], str]
+    # UIDs of CRs whose trainer ServiceAccount/Role/RoleBinding were created or adopted by this process:
+    # later runs and resumes of the same CR skip those three round trips. Dropped on CR deletion.
+    rbac_ready: set[str]
+
+    def __init__(self) -> None:
+        self.poked = {}
+        self.rbac_ready = set()
 
 
 STATE = _State()
@@ -44,6 +68,13 @@ STATE = _State()
 def configure(config: OperatorConfig, cluster: Cluster) -> None:
     STATE.config = config
     STATE.cluster = cluster
+    STATE.executor = concurrent.futures.ThreadPoolExecutor(API_THREADS, thread_name_prefix="api")
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking API call in the API thread pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(STATE.executor, fn, *args)
 
 
 def _now() -> str:
@@ -82,12 +113,12 @@ def probe(**_: Any) -> dict[str, Any]:
 
 
 @kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS)
-def dst_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def dst_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, labels.get(api.LABEL_TRAINING)): project_job(body)}
 
 
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
-def dst_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def dst_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, labels.get(api.LABEL_TRAINING)): project_pod(body)}
 
 
@@ -99,42 +130,75 @@ def _parent_of(body: Mapping[str, Any]) -> str | None:
     return (meta.get("annotations") or {}).get(api.ANNOTATION_TRAINING)
 
 
-def _poke(kind: str, body: kopf.Body) -> None:
+def poke_value(digest: str, carried: str | None) -> str | None:
+    """The observed-child value to write on the parent, or None when it already carries (or was already
+    sent) this digest: then its reconciler has seen, or is about to see, these very children."""
+    value = f"children/{digest}"
+    return None if carried == value else value
+
+
+async def _poke(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index) -> None:
+    """Wake the parent's reconciler when what it reads from its children changed. kopf updates the
+    indexes before it calls event handlers, so the digest includes this event."""
     parent = _parent_of(body)
-    if not parent or STATE.cluster is None:
+    cluster = STATE.cluster
+    if not parent or cluster is None:
         return
-    meta = body.get("metadata", {})
-    value = f"{kind}/{meta.get('name')}/{meta.get('resourceVersion')}"
-    STATE.cluster.poke(meta["namespace"], parent, value)
+    namespace = body["metadata"]["namespace"]
+    key = (namespace, naming.label_value(parent))
+    digest = children_digest(dst_jobs.get(key, []), dst_pods.get(key, []))
+    previous = STATE.poked.get((namespace, parent))
+    value = poke_value(digest, previous)
+    if value is None:
+        return
+    # Recorded before the await, so concurrent events of the same CR's children (handled on this one
+    # event loop) do not send the same value twice; undone when the write fails so the next event retries.
+    STATE.poked[(namespace, parent)] = value
+    try:
+        await _call(cluster.poke, namespace, parent, value)
+    except Exception:
+        if STATE.poked.get((namespace, parent)) == value:
+            STATE.poked.pop((namespace, parent), None)
+        raise
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS)
-def job_event(body: kopf.Body, **_: Any) -> None:
-    _poke("Job", body)
+async def job_event(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any) -> None:
+    await _poke(body, dst_jobs, dst_pods)
 
 
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
-def pod_event(body: kopf.Body, **_: Any) -> None:
-    _poke("Pod", body)
+async def pod_event(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any) -> None:
+    await _poke(body, dst_jobs, dst_pods)
 
 
 # -- the DeepSpeechTraining ------------------------------------------------------------------------------
 
 
-def _apply(actions: list[Any], owner_uid: str, body: kopf.Body) -> None:
+async def _ensure_rbac(action: EnsureObjects, owner_uid: str) -> None:
+    cluster = STATE.cluster
+    assert cluster is not None, "configure() was not called"
+    if owner_uid in STATE.rbac_ready:
+        return  # created or adopted earlier by this process; the CR still exists (else it was dropped)
+    # Independent objects: one round trip for all three instead of three in a row.
+    await asyncio.gather(*(_call(cluster.create_or_adopt, obj, owner_uid) for obj in action.objects))
+    STATE.rbac_ready.add(owner_uid)
+
+
+async def _apply(actions: list[Any], owner_uid: str, body: kopf.Body) -> None:
     cluster = STATE.cluster
     assert cluster is not None, "configure() was not called"
     namespace = body["metadata"]["namespace"]
     for action in actions:
         if isinstance(action, EnsureObjects):
-            for obj in action.objects:
-                cluster.create_or_adopt(obj, owner_uid)
+            # Before the Job: its pods need the ServiceAccount at creation (admission rejects them else).
+            await _ensure_rbac(action, owner_uid)
         elif isinstance(action, CreateJob):
-            outcome = cluster.create_or_adopt(action.job, owner_uid)
+            outcome = await _call(cluster.create_or_adopt, action.job, owner_uid)
             if outcome == "created":
                 metrics.JOBS_CREATED.labels(stage=action.job["metadata"]["labels"][api.LABEL_STAGE]).inc()
         elif isinstance(action, DeleteJob):
-            cluster.delete_job(namespace, action.name, action.propagation)
+            await _call(cluster.delete_job, namespace, action.name, action.propagation)
 
 
 def _time_to_running(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -151,7 +215,7 @@ def _time_to_running(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         metrics.TIME_TO_RUNNING.observe((datetime.datetime.now(datetime.UTC) - started).total_seconds())
 
 
-def reconcile(
+async def reconcile(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index
 ) -> None:
     """One reconcile; raises on API errors (callers decide how to retry). Returns None always."""
@@ -166,13 +230,15 @@ def reconcile(
     raw = dict(body)
     decision = decide(raw, list(dst_jobs.get(key, [])), list(dst_pods.get(key, [])), STATE.config, _now())
     try:
-        _apply(decision.actions, meta["uid"], body)
+        await _apply(decision.actions, meta["uid"], body)
     except ForeignObjectError as exc:
         kopf.warn(body, reason="NameConflict", message=str(exc))
         raise
     old_status = raw.get("status") or {}
+    # Only differing leaves: an unchanged decision patches nothing (kopf then sends no status request).
     for field, value in merge_patch(old_status, decision.status).items():
         patch.status[field] = value
+    # decide() emits transition events only when phase or Ready reason differ from the live status.
     for event in decision.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
         metrics.TRANSITIONS.labels(reason=event.reason).inc()
@@ -182,30 +248,56 @@ def reconcile(
     memo.reconciled = rv
 
 
+def progress_poke(status: Mapping[str, Any]) -> str | None:
+    """The observed-child value that makes the reconciler refresh the Epoch display, or None when the
+    display is current. Keyed by the progress itself, so stale CR events repeat the same value."""
+    progress = status.get("progress") or {}
+    display = progress_display(progress)
+    if not progress or progress.get("display") == display:
+        return None
+    return f"progress/{progress.get('runId')}/{display}"
+
+
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     """Bookkeeping only. on.event also sees stale bodies (kopf runs it before its own patches arrive), so
     it never decides anything; it pokes when the trainer's progress needs a new Epoch display."""
     meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
     if type == "DELETED":
         metrics.PHASES.set(meta["namespace"], meta["name"], None)
+        STATE.poked.pop(key, None)
+        STATE.rbac_ready.discard(meta.get("uid", ""))
         return
-    progress = (body.get("status") or {}).get("progress") or {}
-    if progress and progress.get("display") != progress_display(progress) and STATE.cluster is not None:
-        STATE.cluster.poke(meta["namespace"], meta["name"], f"progress/{meta.get('resourceVersion')}")
+    if key not in STATE.poked:
+        # First sight (start-up listing or a new CR): what it carries is what a poke would compare with.
+        carried = (meta.get("annotations") or {}).get(api.ANNOTATION_OBSERVED)
+        if carried:
+            STATE.poked[key] = carried
+    value = progress_poke(body.get("status") or {})
+    cluster = STATE.cluster
+    if value is None or cluster is None or STATE.poked.get(key) == value:
+        return
+    STATE.poked[key] = value
+    try:
+        await _call(cluster.poke, meta["namespace"], meta["name"], value)
+    except Exception:
+        if STATE.poked.get(key) == value:
+            STATE.poked.pop(key, None)
+        raise
 
 
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
 @kopf.on.field(api.GROUP, api.VERSION, api.PLURAL, field=("metadata", "annotations", api.ANNOTATION_OBSERVED))
-def training_changed(
+async def training_changed(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
 ) -> None:
     """The reconciler. Change handlers run only on a consistent body (kopf waits for its own last patch),
     and kopf retries them with backoff when they raise."""
     try:
-        reconcile(body, patch, memo, dst_jobs, dst_pods)
+        await reconcile(body, patch, memo, dst_jobs, dst_pods)
     except ForeignObjectError as exc:
         metrics.RECONCILE_ERRORS.inc()
         raise kopf.TemporaryError(str(exc), delay=30) from exc

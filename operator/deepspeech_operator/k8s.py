@@ -31,8 +31,14 @@ def load_config() -> None:
 
 
 class Cluster:
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        self.client = api_client or client.ApiClient()
+    def __init__(self, api_client: client.ApiClient | None = None, pool_size: int = 16) -> None:
+        if api_client is None:
+            # One pooled connection per API thread (handlers.API_THREADS): the default pool (5 per CPU)
+            # would open and discard extra connections under a burst of concurrent creates.
+            configuration = client.Configuration.get_default_copy()
+            configuration.connection_pool_maxsize = pool_size
+            api_client = client.ApiClient(configuration)
+        self.client = api_client
         self.batch = client.BatchV1Api(self.client)
         self.core = client.CoreV1Api(self.client)
         self.rbac = client.RbacAuthorizationV1Api(self.client)

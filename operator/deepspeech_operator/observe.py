@@ -8,16 +8,49 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import api, contract
 
+# Job status conditions the reconciler reads (job_view); the rest (SuccessCriteriaMet, FailureTarget) are
+# interim states that change nothing until Complete/Failed follow.
+_JOB_CONDITIONS = ("Complete", "Failed", "Suspended")
+# Pod conditions the reconciler reads (pods_view); Ready/ContainersReady/Initialized flip on every start.
+_POD_CONDITIONS = ("PodScheduled", "DisruptionTarget")
+_COND_KEYS = ("type", "status", "reason", "message")
+_TERMINATED_KEYS = ("exitCode", "reason", "message")
+
+
+def _conditions(
+    status: Mapping[str, Any], types: tuple[str, ...], keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    return [
+        {k: cond[k] for k in keys if cond.get(k) is not None}
+        for cond in status.get("conditions") or []
+        if cond.get("type") in types
+    ]
+
 
 def project_job(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a Job the reconciler reads (kept in memory per Job)."""
+    """The parts of a Job the reconciler reads (kept in memory per Job).
+
+    Only what `decide` reads, so that a change of anything else (active/ready counters, start time,
+    interim conditions) leaves the projection, and with it children_digest, unchanged: such a change
+    cannot change the parent's decision and must not wake its reconciler.
+    """
     meta = body.get("metadata", {})
+    status = body.get("status") or {}
+    projected_status: dict[str, Any] = {}
+    if status.get("failed"):
+        projected_status["failed"] = int(status["failed"])
+    if status.get("completionTime"):
+        projected_status["completionTime"] = status["completionTime"]
+    conditions = _conditions(status, _JOB_CONDITIONS, (*_COND_KEYS, "lastTransitionTime"))
+    if conditions:
+        projected_status["conditions"] = conditions
     return {
         "metadata": {
             "name": meta.get("name"),
@@ -27,29 +60,80 @@ def project_job(body: Mapping[str, Any]) -> dict[str, Any]:
             "annotations": {
                 k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(api.GROUP)
             },
-            "ownerReferences": [dict(ref) for ref in meta.get("ownerReferences") or []],
+            "ownerReferences": [
+                {k: ref[k] for k in ("kind", "name", "uid", "controller") if k in ref}
+                for ref in meta.get("ownerReferences") or []
+            ],
             "creationTimestamp": meta.get("creationTimestamp"),
             "deletionTimestamp": meta.get("deletionTimestamp"),
         },
         "spec": {"suspend": bool((body.get("spec") or {}).get("suspend"))},
-        "status": json.loads(json.dumps(body.get("status") or {})),
+        "status": projected_status,
     }
 
 
+def _container_status(cs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Only terminated states (exit code, reason, termination message): running/waiting details and
+    readiness change while nothing the reconciler reads does."""
+    out: dict[str, Any] = {}
+    for key in ("state", "lastState"):
+        terminated = (cs.get(key) or {}).get("terminated")
+        if terminated:
+            out[key] = {"terminated": {k: terminated[k] for k in _TERMINATED_KEYS if k in terminated}}
+    return {"name": cs.get("name"), **out} if out else None
+
+
 def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a Pod the reconciler reads."""
+    """The parts of a Pod the reconciler reads (see project_job for why nothing else is kept).
+
+    Not kept: condition timestamps (the scheduler rewrites PodScheduled on retries), Ready and
+    ContainersReady, IPs, image ids, running/waiting container states.
+    """
     meta = body.get("metadata", {})
+    status = body.get("status") or {}
+    projected_status: dict[str, Any] = {
+        k: status[k] for k in ("phase", "reason", "startTime") if status.get(k) is not None
+    }
+    conditions = _conditions(status, _POD_CONDITIONS, _COND_KEYS)
+    if conditions:
+        projected_status["conditions"] = conditions
+    containers = [
+        projected
+        for cs in status.get("containerStatuses") or []
+        if cs.get("name") == contract.CONTAINER_NAME and (projected := _container_status(cs))
+    ]
+    if containers:
+        projected_status["containerStatuses"] = containers
+    labels = meta.get("labels") or {}
     return {
         "metadata": {
             "name": meta.get("name"),
             "namespace": meta.get("namespace"),
-            "labels": dict(meta.get("labels") or {}),
+            "labels": {
+                k: v
+                for k, v in labels.items()
+                if k.startswith(api.GROUP) or k in (api.LABEL_JOB_NAME, api.LABEL_MANAGED_BY)
+            },
             "creationTimestamp": meta.get("creationTimestamp"),
             "deletionTimestamp": meta.get("deletionTimestamp"),
         },
         "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
-        "status": json.loads(json.dumps(body.get("status") or {})),
+        "status": projected_status,
     }
+
+
+def children_digest(jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> str:
+    """A short hash of everything `decide` reads from one CR's children (their projections).
+
+    Equal digests mean equal inputs, so the parent's decision cannot differ: the child watchers poke the
+    parent only when its digest changed. Independent of the order of the index.
+    """
+    items = sorted(
+        [json.dumps(["Job", j], sort_keys=True, separators=(",", ":")) for j in jobs]
+        + [json.dumps(["Pod", p], sort_keys=True, separators=(",", ":")) for p in pods]
+    )
+    blob = "\n".join(items)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
@@ -147,6 +231,7 @@ class PodsView:
     failure_reason: str = ""
     result: dict[str, Any] | None = None  # termination message of the newest pod that has one
     running_since: str | None = None
+    succeeded: bool = False  # the newest pod ran to completion (phase Succeeded: every container exit 0)
 
 
 def _pod_condition(pod: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
@@ -207,7 +292,11 @@ def pods_view(pods: Iterable[Mapping[str, Any]]) -> PodsView:
         result = termination_message(pod)
         if result is not None:
             break
+    # The newest pod decides: an older success cannot be followed by a replacement (completions = 1), and
+    # a replacement that is still running or failed means the Job has not succeeded through it.
+    succeeded = bool(ordered) and ordered[0].get("status", {}).get("phase") == "Succeeded"
     return PodsView(
+        succeeded=succeeded,
         running=running,
         unschedulable=unschedulable,
         disrupted=disrupted,

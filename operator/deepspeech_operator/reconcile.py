@@ -291,6 +291,30 @@ def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
     r.event("ModelExported", f"run {rid} exported its model to {uri}")
 
 
+def preflight_passed(stage: str, view: JobView | None, pods: PodsView) -> bool:
+    """A preflight counts as passed as soon as its newest pod succeeded, without waiting for the Job's
+    Complete condition (the Job controller writes it about 0.7 s later). Safe because the preflight is
+    CPU-only: the training Job created now cannot double-book a GPU with it. A Job already Failed or
+    being deleted is not overruled, and a replacement pod that runs or failed is the newest, so it counts.
+    """
+    return (
+        stage == api.STAGE_PREFLIGHT
+        and view is not None
+        and view.state == JobState.ACTIVE
+        and not view.deleting
+        and pods.succeeded
+    )
+
+
+def _effective_state(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobState:
+    view = job_view(job)
+    stage = _labels(job).get(api.LABEL_STAGE, "")
+    mine = [p for p in pods if _labels(p).get(api.LABEL_JOB_NAME) == _name(job)]
+    if preflight_passed(stage, view, pods_view(mine)):
+        return JobState.COMPLETE
+    return view.state
+
+
 def _process_stage(r: _Run) -> None:
     suspend = bool(r.spec.get("suspend"))
     for _ in range(2):  # at most preflight, then train, in one pass
@@ -305,17 +329,18 @@ def _process_stage(r: _Run) -> None:
         my_pods = [p for p in r.pods if _labels(p).get(api.LABEL_JOB_NAME) == name]
         pods = pods_view(my_pods)
         view = job_view(job) if job else None
-        # Leftover active Jobs of this run (an earlier resume, say) are stopped.
+        # Leftover active Jobs of this run (an earlier resume, say) are stopped; a preflight Job whose pod
+        # already succeeded is finished, only not yet marked Complete by the Job controller.
         for other in r.jobs:
             if (
                 _labels(other).get(api.LABEL_RUN) == run["id"]
                 and _name(other) != name
-                and job_view(other).state not in (JobState.COMPLETE, JobState.FAILED)
+                and _effective_state(other, r.pods) not in (JobState.COMPLETE, JobState.FAILED)
                 and not job_view(other).deleting
             ):
                 r.actions.append(DeleteJob(_name(other), "Foreground"))
 
-        if view and view.state == JobState.COMPLETE:
+        if view and (view.state == JobState.COMPLETE or preflight_passed(stage, view, pods)):
             if stage == api.STAGE_PREFLIGHT:
                 r.status["preflight"] = _preflight_result(run["id"], pods.result, True)
                 r.validated = _validated_from_status(r)

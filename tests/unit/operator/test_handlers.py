@@ -1,13 +1,17 @@
-"""The thin shell's pure bits: finding a child's parent, applying actions through a fake cluster."""
+"""The thin shell's pure bits: finding a child's parent, applying actions through a fake cluster,
+when a child event pokes its parent."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from deepspeech_operator import api, handlers
+from deepspeech_operator import api, handlers, naming
 from deepspeech_operator.k8s import ForeignObjectError
+from deepspeech_operator.observe import children_digest
 from deepspeech_operator.reconcile import CreateJob, DeleteJob, EnsureObjects
 
-from .factories import UID, cr, job
+from .factories import UID, cr, job, pod
 
 
 class FakeCluster:
@@ -41,31 +45,125 @@ def test_parent_of_job_and_pod():
     assert handlers._parent_of({"metadata": {}}) is None
 
 
-def test_apply_and_poke(monkeypatch):
+@pytest.fixture
+def state(monkeypatch):
+    """A fresh shell state with a fake cluster (poke/RBAC bookkeeping is per process)."""
     fake = FakeCluster()
-    monkeypatch.setattr(handlers.STATE, "cluster", fake)
+    fresh = handlers._State()
+    fresh.cluster = fake
+    monkeypatch.setattr(handlers, "STATE", fresh)
+    return fresh
+
+
+def test_apply_creates_rbac_then_job_and_deletes(state):
     body = cr()
     j = job(body, "g1", "train")
-    handlers._apply(
-        [
-            EnsureObjects([{"kind": "Role", "metadata": {"name": "r"}}]),
-            CreateJob(j),
-            DeleteJob("old", "Foreground"),
-        ],
-        UID,
-        body,
+    asyncio.run(
+        handlers._apply(
+            [
+                EnsureObjects([{"kind": "Role", "metadata": {"name": "r"}}]),
+                CreateJob(j),
+                DeleteJob("old", "Foreground"),
+            ],
+            UID,
+            body,
+        )
     )
-    assert fake.calls == [
+    assert state.cluster.calls == [
         ("create", "Role", "r", UID),
         ("create", None, "en-g1-train", UID),
         ("delete", "speech", "old", "Foreground"),
     ]
-    j["metadata"]["resourceVersion"] = "42"
-    handlers._poke("Job", j)
-    assert fake.calls[-1] == ("poke", "speech", "en", "Job/en-g1-train/42")
 
 
-def test_apply_foreign_raises(monkeypatch):
-    monkeypatch.setattr(handlers.STATE, "cluster", FakeCluster(foreign=True))
+def test_rbac_is_created_once_per_cr_and_again_after_its_deletion(state):
+    body = cr()
+    rbac = EnsureObjects(
+        [{"kind": k, "metadata": {"name": "en-trainer"}} for k in ("ServiceAccount", "Role", "RoleBinding")]
+    )
+    asyncio.run(handlers._apply([rbac], UID, body))
+    asyncio.run(handlers._apply([rbac], UID, body))  # a later run or resume of the same CR
+    assert [c[1] for c in state.cluster.calls] == ["ServiceAccount", "Role", "RoleBinding"]
+    asyncio.run(handlers.training_event(type="DELETED", body=body))
+    asyncio.run(handlers._apply([rbac], UID, body))
+    assert len(state.cluster.calls) == 6
+
+
+def _index(body, *objs):
+    return {("speech", naming.label_value(body["metadata"]["name"])): list(objs)}
+
+
+def test_child_events_poke_only_when_the_digest_changes(state):
+    body = cr()
+    j = job(body, "g1", "train")
+    jobs = _index(body, j)
+    pending = pod(j, "Pending", unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+    asyncio.run(handlers.job_event(body=j, dst_jobs=jobs, dst_pods=_index(body)))
+    asyncio.run(handlers.job_event(body=j, dst_jobs=jobs, dst_pods=_index(body)))  # same facts again
+    asyncio.run(
+        handlers.pod_event(
+            body=pending
+            | {
+                "metadata": {
+                    **pending["metadata"],
+                    "namespace": "speech",
+                    "annotations": {api.ANNOTATION_TRAINING: "en"},
+                }
+            },
+            dst_jobs=jobs,
+            dst_pods=_index(body, pending),
+        )
+    )
+    pokes = [c for c in state.cluster.calls if c[0] == "poke"]
+    assert pokes == [
+        ("poke", "speech", "en", f"children/{children_digest([j], [])}"),
+        ("poke", "speech", "en", f"children/{children_digest([j], [pending])}"),
+    ]
+
+
+def test_poke_value_skips_what_the_parent_carries():
+    assert handlers.poke_value("abc", None) == "children/abc"
+    assert handlers.poke_value("abc", "children/abc") is None
+    assert handlers.poke_value("abc", "children/old") == "children/abc"
+    assert handlers.poke_value("abc", "progress/g1/1/3") == "children/abc"
+
+
+def test_first_sight_of_a_cr_seeds_what_it_carries(state):
+    body = cr()
+    j = job(body, "g1", "train")
+    body["metadata"]["annotations"] = {api.ANNOTATION_OBSERVED: f"children/{children_digest([j], [])}"}
+    asyncio.run(handlers.training_event(type=None, body=body))
+    asyncio.run(handlers.job_event(body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+    assert state.cluster.calls == []  # after a restart: the parent already reflects these children
+
+
+def test_failed_poke_is_retried_by_the_next_event(state):
+    body = cr()
+    j = job(body, "g1", "train")
+
+    def broken(namespace, name, value):
+        raise RuntimeError("apiserver down")
+
+    state.cluster.poke = broken
+    with pytest.raises(RuntimeError):
+        asyncio.run(handlers.job_event(body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+    assert ("speech", "en") not in state.poked
+
+
+def test_progress_poke_only_when_the_display_is_stale():
+    assert handlers.progress_poke({}) is None
+    assert (
+        handlers.progress_poke({"progress": {"runId": "g1", "epoch": 1, "epochs": 3, "display": "1/3"}})
+        is None
+    )
+    assert handlers.progress_poke(
+        {"progress": {"runId": "g1", "epoch": 2, "epochs": 3, "display": "1/3"}}
+    ) == ("progress/g1/2/3")
+
+
+def test_apply_foreign_raises(state):
+    state.cluster.foreign = True
     with pytest.raises(ForeignObjectError):
-        handlers._apply([EnsureObjects([{"kind": "Role", "metadata": {"name": "r"}}])], UID, cr())
+        asyncio.run(
+            handlers._apply([EnsureObjects([{"kind": "Role", "metadata": {"name": "r"}}])], UID, cr())
+        )

@@ -471,3 +471,95 @@ def test_conditions_keep_transition_time_and_carry_generation():
 def test_owner_uid_filter_uses_cr_uid():
     body = _training()
     assert job(body, "g1", api.STAGE_TRAIN)["metadata"]["ownerReferences"][0]["uid"] == UID
+
+
+# -- preflight passes on its pod's success, without waiting for the Job's Complete condition --------------
+
+
+def _validating() -> tuple[dict[str, Any], dict[str, Any]]:
+    body = after(cr(), step(cr()))
+    pj = job(body, "g1", api.STAGE_PREFLIGHT)
+    body = after(body, step(body, [pj], [pod(pj, created="2030-01-01T00:00:01Z")]))
+    return body, pj
+
+
+def test_preflight_pod_succeeded_starts_training_before_job_complete():
+    body, pj = _validating()
+    msg = json.dumps({"kind": "preflight", "ok": True, "rows": 7, "problemCount": 0, "problems": []})
+    done = pod(pj, "Succeeded", created="2030-01-01T00:00:01Z", exit_code=0, message=msg)
+    d = step(body, [pj], [done])  # the Job is still active: no Complete condition yet
+    assert created(d)["metadata"]["name"] == "en-g1-train"
+    assert not [a for a in d.actions if isinstance(a, DeleteJob)]  # the preflight Job is finished, kept
+    assert d.status["preflight"] == {"runId": "g1", "ok": True, "rows": 7, "problemCount": 0}
+    assert cond(d.status, "Validated")["reason"] == "PreflightPassed"
+    # Then the Job controller marks the preflight Job Complete: nothing more to do, nothing deleted.
+    body = after(body, d)
+    tj = job(body, "g1", api.STAGE_TRAIN)
+    complete = job(body, "g1", api.STAGE_PREFLIGHT, "complete")
+    later = step(body, [complete, tj], [done])
+    assert later.actions == [] and "JobCreated" not in reasons(later)
+
+
+def test_preflight_replacement_pod_counts_not_an_earlier_success():
+    body, pj = _validating()
+    failed = pod(pj, "Failed", created="2030-01-01T00:00:01Z", exit_code=1)
+    retry = pod(pj, "Running", created="2030-01-01T00:00:05Z")
+    d = step(body, [job(body, "g1", api.STAGE_PREFLIGHT, failed=1)], [failed, retry])
+    assert kinds(d) == [] and d.status["run"]["stage"] == api.STAGE_PREFLIGHT
+
+
+def test_preflight_success_does_not_overrule_a_failed_or_deleted_job():
+    body, _pj = _validating()
+    ok = pod(job(body, "g1", api.STAGE_PREFLIGHT), "Succeeded", exit_code=0)
+    failed_job = job(body, "g1", api.STAGE_PREFLIGHT, "failed", reason="DeadlineExceeded")
+    assert step(body, [failed_job], [ok]).status["phase"] == api.PHASE_FAILED
+    deleting = job(body, "g1", api.STAGE_PREFLIGHT, deleting=True)
+    assert kinds(step(body, [deleting], [ok])) == []
+
+
+def test_dry_run_completes_on_preflight_pod_success():
+    body = cr(defaulted_spec(dryRun=True))
+    body = after(body, step(body))
+    pj = job(body, "g1", api.STAGE_PREFLIGHT)
+    d = step(body, [pj], [pod(pj, "Succeeded", exit_code=0)])
+    assert d.status["phase"] == api.PHASE_SUCCEEDED and kinds(d) == []
+    assert d.status["run"]["completionTime"] == NOW
+
+
+# -- "is this a change?": a decision applied to its own result changes nothing ------------------------------
+
+
+def _fixpoint_cases() -> list[tuple[str, dict[str, Any], list, list]]:
+    unsched = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    train = _training()
+    tj = job(train, "g1", api.STAGE_TRAIN)
+    validating, pj = _validating()
+    return [
+        ("preflight running", validating, [pj], [pod(pj, created="2030-01-01T00:00:01Z")]),
+        ("preflight pending", validating, [pj], [pod(pj, "Pending", unschedulable=unsched)]),
+        ("admitted", train, [tj], [pod(tj, "Pending")]),
+        ("unschedulable", train, [tj], [pod(tj, "Pending", unschedulable=unsched)]),
+        ("running", train, [tj], [pod(tj)]),
+        ("retrying", train, [job(train, "g1", api.STAGE_TRAIN, failed=1)], [pod(tj, "Failed", exit_code=1)]),
+        (
+            "succeeded",
+            train,
+            [job(train, "g1", api.STAGE_TRAIN, "complete")],
+            [pod(tj, "Succeeded", exit_code=0)],
+        ),
+        ("failed", train, [job(train, "g1", api.STAGE_TRAIN, "failed")], [pod(tj, "Failed", exit_code=2)]),
+    ]
+
+
+def test_settled_decision_patches_nothing_and_emits_nothing():
+    """Once the status of a decision is live, deciding again on the same children must be a no-op: no
+    status patch (merge_patch is empty), no Event, no action. This is what keeps a steady state silent."""
+    from deepspeech_operator.status import merge_patch
+
+    for label, body, jobs, pods in _fixpoint_cases():
+        first = step(body, jobs, pods)
+        settled = after(body, first)
+        again = decide(settled, jobs, pods, CONFIG, "2031-06-01T00:00:00Z")  # later clock on purpose
+        assert merge_patch(settled["status"], again.status) == {}, label
+        assert again.events == [], label
+        assert again.actions == [], label
