@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,14 @@ import pytest
 
 from tests.cluster import controlplane
 from tests.cluster.config import REPO, STATE_DIR
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A runner that starts the suite as a background job leaves SIGINT ignored, and children inherit that.
+    # Tests that Ctrl-C a child (prepare, the DeepSpeech stand-in) need it delivered: a handled signal is
+    # reset to the default in children at exec, so they get a normal KeyboardInterrupt.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
