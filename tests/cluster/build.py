@@ -48,7 +48,7 @@ def _version_ldflags() -> str:
     )
 
 
-def _go_build(module_dir: Path, out: Path, packages: list[str], ldflags: str) -> None:
+def _go_build(module_dir: Path, out: Path, packages: list[str], ldflags: str, what: str) -> None:
     env = {**os.environ, "CGO_ENABLED": "0"}
     cmd = [
         "go",
@@ -60,7 +60,7 @@ def _go_build(module_dir: Path, out: Path, packages: list[str], ldflags: str) ->
         "-o",
         str(out),
     ]
-    print(f"cluster: building {' '.join(p.rsplit('/', 1)[-1] for p in packages)} (cold builds take minutes)")
+    print(f"cluster: building {what} (cold builds take minutes)", flush=True)
     subprocess.run([*cmd, *packages], cwd=module_dir, env=env, check=True)
 
 
@@ -73,9 +73,17 @@ def ensure_binaries() -> dict[str, Path]:
         if not all((kube_dir / name).exists() for name in KUBE_COMMANDS):
             kube_dir.mkdir(parents=True, exist_ok=True)
             packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS]
-            _go_build(GO_MODULES / "kube", Path(str(kube_dir) + "/"), packages, _version_ldflags())
+            _go_build(
+                GO_MODULES / "kube",
+                Path(str(kube_dir) + "/"),
+                packages,
+                _version_ldflags(),
+                " ".join(KUBE_COMMANDS),
+            )
         etcd = etcd_binary()
         if not etcd.exists():
             etcd.parent.mkdir(parents=True, exist_ok=True)
-            _go_build(GO_MODULES / "etcd", etcd, ["go.etcd.io/etcd/server/v3"], "-s -w")
+            _go_build(
+                GO_MODULES / "etcd", etcd, ["go.etcd.io/etcd/server/v3"], "-s -w", f"etcd {ETCD_VERSION}"
+            )
     return {"etcd": etcd, **{name: kube_dir / name for name in KUBE_COMMANDS}}
