@@ -64,7 +64,9 @@ class Cluster:
             "Role": self.rbac.create_namespaced_role,
             "RoleBinding": self.rbac.create_namespaced_role_binding,
         }
-        creators[kind](ns, obj, field_manager=api.OPERATOR_NAME)
+        # The response is not needed: _preload_content=False skips the client's model deserialisation,
+        # which costs more CPU than the request itself (a Job is a deep tree of generated classes).
+        creators[kind](ns, obj, field_manager=api.OPERATOR_NAME, _preload_content=False).release_conn()
 
     def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
         """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
@@ -84,7 +86,9 @@ class Cluster:
 
     def delete_job(self, namespace: str, name: str, propagation: str) -> None:
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy=propagation)
+            self.batch.delete_namespaced_job(
+                name, namespace, propagation_policy=propagation, _preload_content=False
+            ).release_conn()
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -94,8 +98,8 @@ class Cluster:
         body = {"metadata": {"annotations": {api.ANNOTATION_OBSERVED: value}}}
         try:
             self.custom.patch_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name, body
-            )
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name, body, _preload_content=False
+            ).release_conn()
         except ApiException as exc:
             if exc.status != 404:  # the CR is gone: nothing to wake
                 raise
