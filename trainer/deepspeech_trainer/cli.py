@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(train)
     train.set_defaults(handler=_lazy("deepspeech_trainer.train"))
 
-    gpu = sub.add_parser("gpucheck", help="check that the requested GPUs are usable by the image's TensorFlow")
+    gpu = sub.add_parser(
+        "gpucheck", help="check that the requested GPUs are usable by the image's TensorFlow"
+    )
     _common(gpu)
     gpu.set_defaults(handler=cmd_gpucheck)
 

@@ -78,26 +78,46 @@ def findings(requested: int, gpus: list[Gpu] | None, tf: TensorFlowInfo | None) 
         return []
     problems = []
     if gpus is None:
-        problems.append(Finding(False, "nvidia-smi not found: no NVIDIA driver in the pod (is the node a GPU node?)"))
+        problems.append(
+            Finding(False, "nvidia-smi not found: no NVIDIA driver in the pod (is the node a GPU node?)")
+        )
     elif len(gpus) < requested:
-        problems.append(Finding(False, f"spec.resources.gpus is {requested} but the pod sees {len(gpus)} GPU(s)"))
+        problems.append(
+            Finding(False, f"spec.resources.gpus is {requested} but the pod sees {len(gpus)} GPU(s)")
+        )
     if tf is None:
         return problems
     if not tf.built_with_cuda:
-        problems.append(Finding(True, f"TensorFlow {tf.version} in the image is a CPU-only build: training would run on the CPU"))
+        problems.append(
+            Finding(
+                True,
+                f"TensorFlow {tf.version} in the image is a CPU-only build: training would run on the CPU",
+            )
+        )
         return problems
     for gpu in gpus or []:
         cap = f"{gpu.capability[0]}.{gpu.capability[1]}"
         if not tf.nvidia_build and gpu.capability > STOCK_MAX_CAPABILITY:
             problems.append(
-                Finding(True, f"{gpu.name} (compute capability {cap}) needs an NVIDIA TF1 build; TensorFlow {tf.version} in this image stops at 7.5 (docs/images.md)")
+                Finding(
+                    True,
+                    f"{gpu.name} (compute capability {cap}) needs an NVIDIA TF1 build; TensorFlow {tf.version} in this image stops at 7.5 (docs/images.md)",
+                )
             )
         if tf.nvidia_build and gpu.capability < NVIDIA_MIN_CAPABILITY:
             problems.append(
-                Finding(True, f"{gpu.name} (compute capability {cap}) is too old for NVIDIA's TF1 build {tf.version}; use the official base image (docs/images.md)")
+                Finding(
+                    True,
+                    f"{gpu.name} (compute capability {cap}) is too old for NVIDIA's TF1 build {tf.version}; use the official base image (docs/images.md)",
+                )
             )
     if tf.gpus < requested and not any(f.permanent for f in problems):
-        problems.append(Finding(False, f"TensorFlow sees {tf.gpus} GPU(s), {requested} requested: training would run on the CPU"))
+        problems.append(
+            Finding(
+                False,
+                f"TensorFlow sees {tf.gpus} GPU(s), {requested} requested: training would run on the CPU",
+            )
+        )
     return problems
 
 
@@ -107,7 +127,10 @@ def probe(env: Mapping[str, str]) -> tuple[list[Gpu] | None, TensorFlowInfo | No
     gpus = None
     if smi:
         out = subprocess.run(
-            [smi, NVIDIA_SMI_QUERY, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=60
+            [smi, NVIDIA_SMI_QUERY, "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         gpus = parse_nvidia_smi(out.stdout) if out.returncode == 0 else []
     python = env.get("DST_TF_PYTHON") or "python3"
@@ -118,7 +141,11 @@ def probe(env: Mapping[str, str]) -> tuple[list[Gpu] | None, TensorFlowInfo | No
     except (OSError, subprocess.TimeoutExpired) as exc:
         return gpus, None, f"TensorFlow probe did not run: {exc}"
     if out.returncode != 0:
-        return gpus, None, f"TensorFlow probe failed: {out.stderr.strip().splitlines()[-1:] or out.returncode}"
+        return (
+            gpus,
+            None,
+            f"TensorFlow probe failed: {out.stderr.strip().splitlines()[-1:] or out.returncode}",
+        )
     return gpus, parse_tf_probe(out.stdout), ""
 
 

@@ -29,9 +29,9 @@ def test_parse_nvidia_smi_csv():
 
 
 def test_parse_tf_probe_takes_the_last_line():
-    assert parse_tf_probe('2026 W some warning\n{"version": "1.15.4", "cuda": true, "gpus": 2}\n') == TensorFlowInfo(
-        "1.15.4", True, 2
-    )
+    assert parse_tf_probe(
+        '2026 W some warning\n{"version": "1.15.4", "cuda": true, "gpus": 2}\n'
+    ) == TensorFlowInfo("1.15.4", True, 2)
 
 
 def test_no_gpu_requested_needs_nothing():
