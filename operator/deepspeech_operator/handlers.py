@@ -42,6 +42,10 @@ RETRY_DELAY = 5.0
 # Threads for blocking API calls (the kubernetes client is synchronous). Enough for a burst of new CRs
 # (three RBAC creates each) without queueing; k8s.Cluster sizes its connection pool to match.
 API_THREADS = 16
+# Reconciles deciding and applying at the same time. Without a bound, a burst of 1 000 new CRs starts 1 000
+# decisions at once, each holding its built Job manifest while 4 000 API calls queue for the threads
+# (memory), and no Job is created before every CR's RBAC is; with it, runs complete in arrival order.
+RECONCILE_CONCURRENCY = 24
 
 T = TypeVar("T")
 
@@ -56,10 +60,12 @@ class _State:
     # UIDs of CRs whose trainer ServiceAccount/Role/RoleBinding were created or adopted by this process:
     # later runs and resumes of the same CR skip those three round trips. Dropped on CR deletion.
     rbac_ready: set[str]
+    inflight: asyncio.Semaphore
 
     def __init__(self) -> None:
         self.poked = {}
         self.rbac_ready = set()
+        self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
 
 
 STATE = _State()
@@ -225,15 +231,18 @@ async def reconcile(
     rv = meta.get("resourceVersion")
     if getattr(memo, "reconciled", None) == rv:
         return  # another handler of this same kopf cycle already did it
-    started = time.monotonic()
-    key = (meta["namespace"], naming.label_value(meta["name"]))
-    raw = dict(body)
-    decision = decide(raw, list(dst_jobs.get(key, [])), list(dst_pods.get(key, [])), STATE.config, _now())
-    try:
-        await _apply(decision.actions, meta["uid"], body)
-    except ForeignObjectError as exc:
-        kopf.warn(body, reason="NameConflict", message=str(exc))
-        raise
+    async with STATE.inflight:
+        started = time.monotonic()
+        key = (meta["namespace"], naming.label_value(meta["name"]))
+        raw = dict(body)
+        # Read the indexes only now: waiting for a slot may have taken a while.
+        jobs, pods = list(dst_jobs.get(key, [])), list(dst_pods.get(key, []))
+        decision = decide(raw, jobs, pods, STATE.config, _now())
+        try:
+            await _apply(decision.actions, meta["uid"], body)
+        except ForeignObjectError as exc:
+            kopf.warn(body, reason="NameConflict", message=str(exc))
+            raise
     old_status = raw.get("status") or {}
     # Only differing leaves: an unchanged decision patches nothing (kopf then sends no status request).
     for field, value in merge_patch(old_status, decision.status).items():

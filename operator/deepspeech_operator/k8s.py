@@ -30,6 +30,13 @@ def load_config() -> None:
         config.load_kube_config()
 
 
+def _discard(response: Any) -> None:
+    """Read and drop a raw (urllib3) response body. Only a fully read response returns its connection to
+    the pool; a released but unread one is closed, and the next request pays a new TLS handshake."""
+    response.drain_conn()
+    response.release_conn()
+
+
 class Cluster:
     def __init__(self, api_client: client.ApiClient | None = None, pool_size: int = 16) -> None:
         if api_client is None:
@@ -66,7 +73,7 @@ class Cluster:
         }
         # The response is not needed: _preload_content=False skips the client's model deserialisation,
         # which costs more CPU than the request itself (a Job is a deep tree of generated classes).
-        creators[kind](ns, obj, field_manager=api.OPERATOR_NAME, _preload_content=False).release_conn()
+        _discard(creators[kind](ns, obj, field_manager=api.OPERATOR_NAME, _preload_content=False))
 
     def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
         """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
@@ -86,9 +93,11 @@ class Cluster:
 
     def delete_job(self, namespace: str, name: str, propagation: str) -> None:
         try:
-            self.batch.delete_namespaced_job(
-                name, namespace, propagation_policy=propagation, _preload_content=False
-            ).release_conn()
+            _discard(
+                self.batch.delete_namespaced_job(
+                    name, namespace, propagation_policy=propagation, _preload_content=False
+                )
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -97,9 +106,11 @@ class Cluster:
         """Touch the CR's observed-child annotation so kopf delivers a CR event to the reconciler."""
         body = {"metadata": {"annotations": {api.ANNOTATION_OBSERVED: value}}}
         try:
-            self.custom.patch_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name, body, _preload_content=False
-            ).release_conn()
+            _discard(
+                self.custom.patch_namespaced_custom_object(
+                    api.GROUP, api.VERSION, namespace, api.PLURAL, name, body, _preload_content=False
+                )
+            )
         except ApiException as exc:
             if exc.status != 404:  # the CR is gone: nothing to wake
                 raise

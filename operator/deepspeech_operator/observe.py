@@ -18,7 +18,8 @@ from . import api, contract
 # Job status conditions the reconciler reads (job_view); the rest (SuccessCriteriaMet, FailureTarget) are
 # interim states that change nothing until Complete/Failed follow.
 _JOB_CONDITIONS = ("Complete", "Failed", "Suspended")
-# Pod conditions the reconciler reads (pods_view); Ready/ContainersReady/Initialized flip on every start.
+# Pod conditions the reconciler reads (pods_view): PodScheduled only while it is not True (Unschedulable),
+# DisruptionTarget. Ready/ContainersReady/Initialized and PodScheduled=True flip on every start.
 _POD_CONDITIONS = ("PodScheduled", "DisruptionTarget")
 _COND_KEYS = ("type", "status", "reason", "message")
 _TERMINATED_KEYS = ("exitCode", "reason", "message")
@@ -86,15 +87,19 @@ def _container_status(cs: Mapping[str, Any]) -> dict[str, Any] | None:
 def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of a Pod the reconciler reads (see project_job for why nothing else is kept).
 
-    Not kept: condition timestamps (the scheduler rewrites PodScheduled on retries), Ready and
-    ContainersReady, IPs, image ids, running/waiting container states.
+    Not kept: the node (binding), condition timestamps (the scheduler rewrites PodScheduled on retries),
+    PodScheduled=True, Ready and ContainersReady, IPs, image ids, running/waiting container states.
     """
     meta = body.get("metadata", {})
     status = body.get("status") or {}
     projected_status: dict[str, Any] = {
         k: status[k] for k in ("phase", "reason", "startTime") if status.get(k) is not None
     }
-    conditions = _conditions(status, _POD_CONDITIONS, _COND_KEYS)
+    conditions = [
+        c
+        for c in _conditions(status, _POD_CONDITIONS, _COND_KEYS)
+        if not (c["type"] == "PodScheduled" and c.get("status") == "True")
+    ]
     if conditions:
         projected_status["conditions"] = conditions
     containers = [
@@ -117,7 +122,8 @@ def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
             "creationTimestamp": meta.get("creationTimestamp"),
             "deletionTimestamp": meta.get("deletionTimestamp"),
         },
-        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+        # No spec: nodeName is set on binding, which the reconciler learns from the phase anyway.
+        "spec": {},
         "status": projected_status,
     }
 

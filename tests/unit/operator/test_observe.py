@@ -36,7 +36,8 @@ def test_projections_keep_what_the_reconciler_reads():
     assert p["spec"] == {"suspend": True} and p["status"] == {}
     assert owned_by(p, UID) and not owned_by(p, "other")
     pp = project_pod({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": []}})
-    assert pp["spec"] == {"nodeName": "n1"} and pp["status"] == {}
+    # Binding (nodeName) changes nothing the reconciler reads: not kept, so it wakes nothing.
+    assert pp["spec"] == {} and pp["status"] == {}
 
 
 def test_job_states():
@@ -147,6 +148,9 @@ def test_digest_ignores_what_cannot_change_a_decision():
         containerStatuses=[{"name": "trainer", "ready": True, "state": {"running": {"startedAt": "x"}}}],
     )
     assert children_digest([], [project_pod(running)]) == children_digest([], [project_pod(ready)])
+    bound = _raw_pod(conditions=[{"type": "PodScheduled", "status": "True", "lastTransitionTime": "t"}])
+    bound["spec"]["nodeName"] = "cpu-node-0"
+    assert children_digest([], [project_pod(_raw_pod())]) == children_digest([], [project_pod(bound)])
     job_raw = {"metadata": {"name": "j"}, "status": {"active": 1, "ready": 0, "startTime": "t"}}
     job_ready = {"metadata": {"name": "j"}, "status": {"active": 1, "ready": 1, "startTime": "t"}}
     assert children_digest([project_job(job_raw)], []) == children_digest([project_job(job_ready)], [])
