@@ -181,13 +181,36 @@ async def pod_event(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index,
 # -- the DeepSpeechTraining ------------------------------------------------------------------------------
 
 
-async def _ensure_rbac(action: EnsureObjects, owner_uid: str) -> None:
+async def _create_job(job: dict[str, Any], owner_uid: str) -> None:
+    cluster = STATE.cluster
+    assert cluster is not None, "configure() was not called"
+    outcome = await _call(cluster.create_or_adopt, job, owner_uid)
+    if outcome == "created":
+        metrics.JOBS_CREATED.labels(stage=job["metadata"]["labels"][api.LABEL_STAGE]).inc()
+
+
+async def _ensure_rbac(action: EnsureObjects, owner_uid: str, job: dict[str, Any] | None) -> None:
+    """The trainer's objects in two concurrent waves, then (or with the second wave) the Job.
+
+    Wave 1: ServiceAccount and Role. Wave 2: the RoleBinding, only once its Role exists: the apiserver's
+    escalation check reads the referenced Role, so binding a Role not yet created is Forbidden for an
+    operator without the `bind` verb. The Job goes with wave 2: its pods need only the ServiceAccount at
+    admission, and the trainer needs the binding only once its pod runs, long after both returned.
+    """
     cluster = STATE.cluster
     assert cluster is not None, "configure() was not called"
     if owner_uid in STATE.rbac_ready:
-        return  # created or adopted earlier by this process; the CR still exists (else it was dropped)
-    # Independent objects: one round trip for all three instead of three in a row.
-    await asyncio.gather(*(_call(cluster.create_or_adopt, obj, owner_uid) for obj in action.objects))
+        # Created or adopted earlier by this process; the CR still exists (else the uid was dropped).
+        if job is not None:
+            await _create_job(job, owner_uid)
+        return
+    bindings = [o for o in action.objects if o.get("kind") == "RoleBinding"]
+    first = [o for o in action.objects if o.get("kind") != "RoleBinding"]
+    await asyncio.gather(*(_call(cluster.create_or_adopt, obj, owner_uid) for obj in first))
+    second = [_call(cluster.create_or_adopt, obj, owner_uid) for obj in bindings]
+    if job is not None:
+        second.append(_create_job(job, owner_uid))
+    await asyncio.gather(*second)
     STATE.rbac_ready.add(owner_uid)
 
 
@@ -195,14 +218,15 @@ async def _apply(actions: list[Any], owner_uid: str, body: kopf.Body) -> None:
     cluster = STATE.cluster
     assert cluster is not None, "configure() was not called"
     namespace = body["metadata"]["namespace"]
-    for action in actions:
+    pending = list(actions)
+    while pending:
+        action = pending.pop(0)
         if isinstance(action, EnsureObjects):
-            # Before the Job: its pods need the ServiceAccount at creation (admission rejects them else).
-            await _ensure_rbac(action, owner_uid)
+            # decide() puts the Job right after the objects its pods need; they go out together.
+            job = pending.pop(0).job if pending and isinstance(pending[0], CreateJob) else None
+            await _ensure_rbac(action, owner_uid, job)
         elif isinstance(action, CreateJob):
-            outcome = await _call(cluster.create_or_adopt, action.job, owner_uid)
-            if outcome == "created":
-                metrics.JOBS_CREATED.labels(stage=action.job["metadata"]["labels"][api.LABEL_STAGE]).inc()
+            await _create_job(action.job, owner_uid)
         elif isinstance(action, DeleteJob):
             await _call(cluster.delete_job, namespace, action.name, action.propagation)
 

@@ -76,17 +76,29 @@ def test_apply_creates_rbac_then_job_and_deletes(state):
     ]
 
 
-def test_rbac_is_created_once_per_cr_and_again_after_its_deletion(state):
-    body = cr()
-    rbac = EnsureObjects(
+def _rbac() -> EnsureObjects:
+    return EnsureObjects(
         [{"kind": k, "metadata": {"name": "en-trainer"}} for k in ("ServiceAccount", "Role", "RoleBinding")]
     )
-    asyncio.run(handlers._apply([rbac], UID, body))
-    asyncio.run(handlers._apply([rbac], UID, body))  # a later run or resume of the same CR
-    assert [c[1] for c in state.cluster.calls] == ["ServiceAccount", "Role", "RoleBinding"]
+
+
+def test_role_binding_only_after_its_role_and_with_the_job(state):
+    """The escalation check reads the bound Role: the RoleBinding must not race its Role."""
+    body = cr()
+    asyncio.run(handlers._apply([_rbac(), CreateJob(job(body, "g1", "train"))], UID, body))
+    order = [c[1] or "Job" for c in state.cluster.calls]
+    assert set(order[:2]) == {"ServiceAccount", "Role"}
+    assert set(order[2:]) == {"RoleBinding", "Job"}
+
+
+def test_rbac_is_created_once_per_cr_and_again_after_its_deletion(state):
+    body = cr()
+    asyncio.run(handlers._apply([_rbac()], UID, body))
+    asyncio.run(handlers._apply([_rbac(), CreateJob(job(body, "g1", "train"))], UID, body))  # a later run
+    assert [c[1] or "Job" for c in state.cluster.calls][3:] == ["Job"]
     asyncio.run(handlers.training_event(type="DELETED", body=body))
-    asyncio.run(handlers._apply([rbac], UID, body))
-    assert len(state.cluster.calls) == 6
+    asyncio.run(handlers._apply([_rbac()], UID, body))
+    assert len(state.cluster.calls) == 7
 
 
 def _index(body, *objs):
