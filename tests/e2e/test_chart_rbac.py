@@ -67,4 +67,4 @@ def test_chart_operator_and_trainer_run_with_their_own_rbac(
     assert trainer_pod["spec"]["serviceAccountName"] == "charted-trainer"
     log = operator_log(namespace)
     assert "Activity 'startup' succeeded" in log, "the operator ran inside the chart's pod"
-    assert "Forbidden" not in log and " 403" not in log, "the operator needed a permission the chart lacks"
+    assert "forbidden" not in log.lower(), "the operator needed a permission the chart lacks"
