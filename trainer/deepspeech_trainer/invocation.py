@@ -322,25 +322,25 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int, *, attach: bool) -> Invocation:
     return Invocation("train", argv + ctx.extra)
 
 
-def _test(ctx: _Ctx) -> Invocation:
-    p = ctx.paths
+def _evaluation_base(ctx: _Ctx) -> list[str]:
+    """What test and export invocations share: they load the run's own best checkpoint."""
     argv = ctx.base()
-    argv += _opt("alphabet_config_path", p.alphabet)
+    argv += _opt("alphabet_config_path", ctx.paths.alphabet)
     argv += ctx.own_evaluate()
-    argv += _opt("summary_dir", p.summary_dir)
+    argv += _opt("summary_dir", ctx.paths.summary_dir)
     argv += _opt("n_hidden", ctx.training["nHidden"])
+    return argv
+
+
+def _test(ctx: _Ctx) -> Invocation:
+    argv = _evaluation_base(ctx)
     argv += ctx.test_flags()
     argv += ctx.decoder(testing=True)
     return Invocation("test", argv + ctx.extra)
 
 
 def _export(ctx: _Ctx, *, tflite: bool) -> Invocation:
-    p = ctx.paths
-    argv = ctx.base()
-    argv += _opt("alphabet_config_path", p.alphabet)
-    argv += ctx.own_evaluate()
-    argv += _opt("summary_dir", p.summary_dir)
-    argv += _opt("n_hidden", ctx.training["nHidden"])
+    argv = _evaluation_base(ctx)
     argv += ctx.export_flags(tflite=tflite)
     argv += ctx.decoder(testing=False)
     return Invocation("export", argv + ctx.extra)
