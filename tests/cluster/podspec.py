@@ -148,20 +148,10 @@ def volume_files(
         return None
     if "configMap" in volume:
         ref = volume["configMap"]
-        data = config_maps(namespace, ref["name"])
-        if data is None:
-            if ref.get("optional"):
-                return []
-            raise PodSpecError("ContainerCreating", f'configmap "{ref["name"]}" not found')
-        return _items(data, ref.get("items"), ref.get("defaultMode", 0o644))
+        return _keyed_files("configmap", ref, ref["name"], config_maps(namespace, ref["name"]))
     if "secret" in volume:
         ref = volume["secret"]
-        data = secrets(namespace, ref["secretName"])
-        if data is None:
-            if ref.get("optional"):
-                return []
-            raise PodSpecError("ContainerCreating", f'secret "{ref["secretName"]}" not found')
-        return _items(data, ref.get("items"), ref.get("defaultMode", 0o644))
+        return _keyed_files("secret", ref, ref["secretName"], secrets(namespace, ref["secretName"]))
     if "downwardAPI" in volume:
         return [_downward_file(pod, item) for item in volume["downwardAPI"].get("items") or []]
     if "projected" in volume:
@@ -182,6 +172,17 @@ def volume_files(
                 files += [_downward_file(pod, item) for item in source["downwardAPI"].get("items") or []]
         return files
     raise PodSpecError("ContainerCreating", f"unsupported volume type in {sorted(volume)}")
+
+
+def _keyed_files(
+    kind: str, ref: Mapping[str, Any], name: str, data: Mapping[str, str] | None
+) -> list[FileContent]:
+    """A configMap or secret volume: one file per key (or per listed item)."""
+    if data is None:
+        if ref.get("optional"):
+            return []
+        raise PodSpecError("ContainerCreating", f'{kind} "{name}" not found')
+    return _items(data, ref.get("items"), ref.get("defaultMode", 0o644))
 
 
 def _downward_file(pod: Mapping[str, Any], item: Mapping[str, Any]) -> FileContent:
