@@ -95,11 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_cluster:
             cluster.down()
             shutil.rmtree(work, ignore_errors=True)
-    dated = write_results(records, machine, notes)
     print("\nsummary:")
     for r in records:
         print(r.line())
-    print(f"\nwrote bench/results/latest.json and {dated.relative_to(dated.parents[2])}")
+    if args.quick:
+        print("\nquick sizes: figures printed only, bench/results/ left as it is")
+    else:
+        dated = write_results(records, machine, notes)
+        print(f"\nwrote bench/results/latest.json and {dated.relative_to(dated.parents[2])}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -6,7 +6,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,15 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import GROUP, KIND, REPO, VERSION, BenchCluster, proc_status
+from tests.cluster.config import SIM_HOLD, SIM_RUN_SECONDS
+from tests.cluster.processes import free_port
 
-HOLD = "sim.deepspeech.dev/hold"
-RUN_SECONDS = "sim.deepspeech.dev/run-seconds"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HOLD = SIM_HOLD
+RUN_SECONDS = SIM_RUN_SECONDS
 
 
 def make_namespace(cluster: BenchCluster, prefix: str, annotations: dict[str, str]) -> str:
