@@ -97,7 +97,13 @@ class OperatorProcess:
         return self.proc.pid
 
     def start(self, ready_timeout: float = 60) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "PYTHONPATH": str(REPO)}
+        # MALLOC_ARENA_MAX=2 as in Dockerfile.operator, so RSS figures match the image.
+        env = {
+            "MALLOC_ARENA_MAX": "2",
+            **os.environ,
+            "KUBECONFIG": str(self.cluster.kubeconfig),
+            "PYTHONPATH": str(REPO),
+        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(
