@@ -188,8 +188,8 @@ def long_training(tmp_path: Path) -> tuple[Invocation, dict[str, str]]:
     return train, standin_env(tmp_path, "0.9.3", STANDIN_EPOCH_SECONDS="120")
 
 
-def test_stop_sends_sigterm_and_the_run_is_interrupted(tmp_path):
-    train, env = long_training(tmp_path)
+def stop_once_training(train: Invocation, env: dict[str, str], sig: int = signal.SIGTERM) -> RunResult:
+    """Runs `train`, stops the runner with `sig` as soon as an epoch starts, and returns the result."""
     started = threading.Event()
     runner = Runner(
         cwd=STANDIN_DIR,
@@ -201,10 +201,16 @@ def test_stop_sends_sigterm_and_the_run_is_interrupted(tmp_path):
     worker = threading.Thread(target=lambda: box.append(runner.run(train)))
     worker.start()
     assert started.wait(WAIT_S), "training never started"
-    runner.stop()
+    runner.stop(sig)
     worker.join(WAIT_S)
-    assert not worker.is_alive()
+    assert not worker.is_alive(), f"the run did not end within {WAIT_S}s of the signal"
     (result,) = box
+    return result
+
+
+def test_stop_sends_sigterm_and_the_run_is_interrupted(tmp_path):
+    train, env = long_training(tmp_path)
+    result = stop_once_training(train, env)
     assert result.exit_code == -signal.SIGTERM and result.interrupted and not result.ok
     assert result.failure_reason.startswith("interrupted")
     assert result.duration_s < 100
@@ -241,20 +247,7 @@ def test_exit_zero_after_a_signal_is_not_success(tmp_path):
     full, env = long_training(tmp_path)
     # Training only: with nothing saved, the attached test/export would fail and hide the exit 0.
     train = Invocation("train", full.argv[: full.argv.index("--scorer_path=") + 1])
-    started = threading.Event()
-    runner = Runner(
-        cwd=STANDIN_DIR,
-        env=env,
-        log=quiet,
-        on_event=lambda e: isinstance(e, pg.EpochStarted) and started.set(),
-    )
-    box: list[RunResult] = []
-    worker = threading.Thread(target=lambda: box.append(runner.run(train)))
-    worker.start()
-    assert started.wait(WAIT_S)
-    runner.stop(signal.SIGINT)
-    worker.join(WAIT_S)
-    (result,) = box
+    result = stop_once_training(train, env, signal.SIGINT)
     assert result.exit_code == 0 and result.interrupted and not result.ok
 
 
