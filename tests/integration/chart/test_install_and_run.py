@@ -13,12 +13,8 @@ Two ways to hold that identity:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import helm_python
@@ -26,7 +22,7 @@ import pytest
 
 from tests.cluster.config import PROCESS_TAINT, RUNTIME_LABEL, STATE_DIR
 from tests.cluster.processes import free_port, wait_until
-from tests.integration.operator.conftest import GROUP, PLURAL, VERSION, base_spec
+from tests.integration.operator.conftest import GROUP, PLURAL, VERSION, OperatorProcess, base_spec
 from tests.unit.chart.chartlib import container_env
 
 from .conftest import can_i, token_kubeconfig
@@ -107,33 +103,6 @@ def test_values_typo_fails_the_install(cluster, namespace, helm):
     ).stdout.split() == ["serviceaccount/default"]
 
 
-class LocalOperator:
-    """`python -m deepspeech_operator` with exactly the chart's DST_OPERATOR_* env and a ServiceAccount kubeconfig."""
-
-    def __init__(self, kubeconfig: Path, env: dict[str, str], log: Path) -> None:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DST_OPERATOR_", "KUBERNETES_"))}
-        self.log = log
-        with log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "deepspeech_operator"],
-                env={**clean, **env, "KUBECONFIG": str(kubeconfig)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def text(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-
-
 def test_cluster_wide_install_with_a_token_identity(cluster, crd, namespace, helm, tmp_path):
     # The Deployment's own pod must not run on a simulated node here (it would "complete" in a second and the
     # ReplicaSet would replace it in a loop); this test runs the operator outside with the pod's identity.
@@ -155,7 +124,8 @@ def test_cluster_wide_install_with_a_token_identity(cluster, crd, namespace, hel
         "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
     )
     assert who.stdout == f"system:serviceaccount:{namespace}:{sa}"
-    operator = LocalOperator(kubeconfig, env, tmp_path / "operator.log")
+    operator = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", config_env=env)
+    operator.start()
     try:
         healthz = f"http://127.0.0.1:{env['DST_OPERATOR_LIVENESS_PORT']}/healthz"
         wait_until(lambda: urllib.request.urlopen(healthz, timeout=2).status == 200, 60, "liveness endpoint")
@@ -232,9 +202,9 @@ def test_without_the_finalizers_rule_the_operator_cannot_own_jobs(cluster, crd, 
         "DST_OPERATOR_METRICS_PORT": str(free_port()),
         "DST_OPERATOR_LIVENESS_PORT": str(free_port()),
     }
-    operator = LocalOperator(
-        token_kubeconfig(cluster, namespace, release.service_account, tmp_path), env, tmp_path / "op.log"
-    )
+    kubeconfig = token_kubeconfig(cluster, namespace, release.service_account, tmp_path)
+    operator = OperatorProcess(kubeconfig, namespace, tmp_path / "op.log", config_env=env)
+    operator.start()
     try:
         apply_training(cluster, namespace, "orphan")
         wait_until(lambda: "forbidden" in operator.text().lower(), 60, "the apiserver to refuse the Job")

@@ -40,33 +40,34 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, log: Path
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path) -> None:
-        self.kubeconfig, self.namespace, self.log = kubeconfig, namespace, log
+    """`python -m deepspeech_operator` as a subprocess. By default configured with flags for one namespace;
+    with `config_env` configured only by that environment (e.g. exactly a chart Deployment's env)."""
+
+    def __init__(
+        self, kubeconfig: Path, namespace: str, log: Path, config_env: dict[str, str] | None = None
+    ) -> None:
+        self.kubeconfig, self.namespace, self.log, self.config_env = kubeconfig, namespace, log, config_env
         self.proc: subprocess.Popen | None = None
         self.metrics_port = 0
         self.liveness_port = 0
 
     def start(self) -> None:
-        self.metrics_port, self.liveness_port = free_port(), free_port()
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        argv = [sys.executable, "-m", "deepspeech_operator"]
+        if self.config_env is None:
+            self.metrics_port, self.liveness_port = free_port(), free_port()
+            argv += ["--namespaces", self.namespace, "--metrics-port", str(self.metrics_port)]
+            argv += ["--liveness-port", str(self.liveness_port)]
+            env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        else:
+            inherited = {
+                k: v for k, v in os.environ.items() if not k.startswith(("DST_OPERATOR_", "KUBERNETES_"))
+            }
+            env = {**inherited, **self.config_env, "KUBECONFIG": str(self.kubeconfig)}
         out = self.log.open("a")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "deepspeech_operator",
-                "--namespaces",
-                self.namespace,
-                "--metrics-port",
-                str(self.metrics_port),
-                "--liveness-port",
-                str(self.liveness_port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
+        self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+
+    def text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
 
     def kill(self) -> None:
         """SIGKILL: no cleanup at all, as an OOM kill or node loss would do."""
