@@ -11,12 +11,13 @@ SYSTEM_PACKAGES := openssl util-linux espeak-ng sox
 REQS := operator/requirements.txt trainer/requirements.txt trainer/requirements-prepare.txt requirements-dev.txt operator/pyproject.toml trainer/pyproject.toml
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help dev system-deps lint fmt unit test integration cluster-up cluster-down cluster-build run-operator generate demo demo-down bench
+.PHONY: help dev system-deps engines lint fmt unit test integration cluster-up cluster-down cluster-build run-operator generate demo demo-down bench
 
 help:
 	@echo "make demo        - local cluster + S3 + operator, dry-run training of a generated dataset"
 	@echo "make test        - lint, unit and integration tests (builds the local control plane once)"
 	@echo "make dev         - create .venv with both distributions (editable) and the test tools"
+	@echo "make engines     - build the real training engines (Python 3.7 + TF1 venvs, cached; see tests/engines)"
 	@echo "make cluster-up  - start the local control plane and S3 (.cluster/kubeconfig, .cluster/s3.env)"
 	@echo "make cluster-down- stop it and remove its state"
 	@echo "make run-operator- run the operator in the foreground against .cluster/kubeconfig or KUBECONFIG"
@@ -36,6 +37,10 @@ system-deps:
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# Real training engines: Coqui STT always, DeepSpeech where its source is available (DSO_DEEPSPEECH_SRC).
+engines: $(STAMP)
+	$(PY) -m tests.engines build
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -57,11 +62,11 @@ cluster-up: $(STAMP)
 cluster-down: $(STAMP)
 	$(PY) -m tests.cluster down
 
-integration: $(STAMP) system-deps
+integration: $(STAMP) system-deps engines
 	$(PY) -m tests.cluster build
 	$(PY) -m pytest tests/integration -q
 
-test: lint system-deps
+test: lint system-deps engines
 	$(PY) -m tests.cluster build
 	$(PY) -m pytest tests -q
 
@@ -71,10 +76,10 @@ generate: $(STAMP)
 run-operator: $(STAMP)
 	KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.cluster/kubeconfig} $(PY) -m deepspeech_operator
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps engines
 	$(PY) -m bench
 
-demo: $(STAMP) system-deps
+demo: $(STAMP) system-deps engines
 	$(PY) -m tests.e2e.demo up
 
 demo-down: $(STAMP)

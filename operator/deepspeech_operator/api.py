@@ -5,6 +5,9 @@ Everything here is public: the Helm chart, the docs and the tests refer to these
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 GROUP = "training.deepspeech.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -15,10 +18,32 @@ SHORT_NAME = "dst"
 CATEGORY = "deepspeech"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
-# DeepSpeech releases the operator knows; the first two speak the 0.6 flag dialect.
+# Training engines and their releases: Mozilla DeepSpeech (the first two speak the 0.6 flag dialect) and
+# Coqui STT, its maintained successor (same checkpoint lineage, own flag dialect).
+ENGINE_DEEPSPEECH = "deepspeech"
+ENGINE_COQUI = "coqui-stt"
+ENGINES = (ENGINE_DEEPSPEECH, ENGINE_COQUI)
 DEEPSPEECH_VERSIONS = ("0.6.0", "0.6.1", "0.7.4", "0.8.2", "0.9.3")
-DEFAULT_DEEPSPEECH_VERSION = "0.9.3"
+COQUI_VERSIONS = ("1.4.0",)
+ENGINE_VERSIONS = {ENGINE_DEEPSPEECH: DEEPSPEECH_VERSIONS, ENGINE_COQUI: COQUI_VERSIONS}
+DEFAULT_VERSIONS = {ENGINE_DEEPSPEECH: "0.9.3", ENGINE_COQUI: "1.4.0"}
+DEFAULT_DEEPSPEECH_VERSION = DEFAULT_VERSIONS[ENGINE_DEEPSPEECH]
 PRE_07_VERSIONS = ("0.6.0", "0.6.1")
+
+
+def release_of(spec: Mapping[str, Any]) -> tuple[str, str]:
+    """(engine, version) of a spec; the version defaults per engine, which a CRD default cannot do."""
+    section = spec.get("deepspeech") or {}
+    engine = section.get("engine") or ENGINE_DEEPSPEECH
+    return engine, section.get("version") or DEFAULT_VERSIONS.get(engine, DEFAULT_DEEPSPEECH_VERSION)
+
+
+def release_name(engine: str, version: str) -> str:
+    """Key of a release in image tags and --images: `0.9.3` for DeepSpeech, `coqui-stt-1.4.0` for Coqui STT."""
+    return version if engine == ENGINE_DEEPSPEECH else f"{engine}-{version}"
+
+
+RELEASE_NAMES = tuple(release_name(e, v) for e, versions in ENGINE_VERSIONS.items() for v in versions)
 
 OPERATOR_NAME = "deepspeech-operator"
 APP_NAME = "deepspeech-training"

@@ -63,6 +63,8 @@ def trainer_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     was defaulted by the apiserver.
     """
     out = copy.deepcopy(naming.run_defining_spec(spec))
+    engine, version = api.release_of(out)
+    out["deepspeech"] = {**out.get("deepspeech", {}), "engine": engine, "version": version}
     training = out.setdefault("training", {})
     if "cudnn" not in training:
         training["cudnn"] = int(out.get("resources", {}).get("gpus", 1)) > 0
@@ -70,10 +72,7 @@ def trainer_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def image_of(spec: Mapping[str, Any], config: OperatorConfig) -> str:
-    deepspeech = spec.get("deepspeech", {})
-    return deepspeech.get("image") or config.image_for(
-        deepspeech.get("version", api.DEFAULT_DEEPSPEECH_VERSION)
-    )
+    return spec.get("deepspeech", {}).get("image") or config.image_for(api.release_name(*api.release_of(spec)))
 
 
 def _env(owner: Owner, run_id: str, spec: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ class OperatorConfig:
     verbose: bool = False
 
     def image_for(self, version: str) -> str:
-        """Default trainer image of a DeepSpeech version."""
+        """Default trainer image of a release (api.release_name: `0.9.3`, `coqui-stt-1.4.0`)."""
         return self.images.get(version) or f"{self.image_repository}:{version}"
 
     def image_allowed(self, image: str) -> bool:
@@ -82,7 +82,10 @@ def _parser() -> argparse.ArgumentParser:
         f"trainer image repository; default image = <repository>:<version> "
         f"(default {DEFAULT_IMAGE_REPOSITORY})",
     )
-    add("images", "per-version default images, e.g. 0.9.3=my/trainer:0.9.3,0.6.1=my/old:1")
+    add(
+        "images",
+        "per-release default images, e.g. 0.9.3=my/trainer:0.9.3,coqui-stt-1.4.0=my/trainer:coqui-stt-1.4.0",
+    )
     add(
         "allowed-image-prefixes",
         "comma-separated prefixes spec.deepspeech.image must start with (default: <image-repository>:)",
@@ -133,11 +136,11 @@ def _images(value: str | None) -> dict[str, str]:
     for item in _split(value or ""):
         version, sep, image = item.partition("=")
         if not sep or not image:
-            raise ConfigError(f"--images ({_env('images')}): {item!r} is not <version>=<image>")
-        if version not in api.DEEPSPEECH_VERSIONS:
+            raise ConfigError(f"--images ({_env('images')}): {item!r} is not <release>=<image>")
+        if version not in api.RELEASE_NAMES:
             raise ConfigError(
-                f"--images ({_env('images')}): unknown DeepSpeech version {version!r}; "
-                f"known: {', '.join(api.DEEPSPEECH_VERSIONS)}"
+                f"--images ({_env('images')}): unknown release {version!r}; "
+                f"known: {', '.join(api.RELEASE_NAMES)}"
             )
         images[version] = image
     return images

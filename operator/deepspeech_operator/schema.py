@@ -95,20 +95,30 @@ def _condition() -> Schema:
 
 
 def spec_schema() -> Schema:
-    versions = list(api.DEEPSPEECH_VERSIONS)
+    versions = [v for engine_versions in api.ENGINE_VERSIONS.values() for v in engine_versions]
     return _obj(
         "What to train: data, starting point, hyper-parameters, where the model goes and on which nodes. "
         "Changing anything but suspend starts a new run.",
         {
             "deepspeech": _obj(
-                "Which Mozilla DeepSpeech release trains.",
+                "Which training program trains: Mozilla DeepSpeech or Coqui STT, and which release.",
                 {
+                    "engine": _str(
+                        "Training program: deepspeech (Mozilla DeepSpeech 0.6.0-0.9.3) or coqui-stt (Coqui "
+                        "STT 1.x, DeepSpeech's maintained successor; same checkpoint format, so it "
+                        "fine-tunes DeepSpeech 0.9.3 checkpoints).",
+                        enum=list(api.ENGINES),
+                        default=api.ENGINE_DEEPSPEECH,
+                    ),
                     "version": _str(
-                        "DeepSpeech release; selects the training flag dialect and the default trainer "
-                        "image. reduceLROnPlateau, dropSourceLayers, augmentations and scorer need 0.7.4 "
-                        "or newer.",
+                        "Release of the engine; selects the training flag dialect and the default trainer "
+                        "image. deepspeech: "
+                        + ", ".join(api.DEEPSPEECH_VERSIONS)
+                        + f" (default {api.DEFAULT_VERSIONS[api.ENGINE_DEEPSPEECH]}); coqui-stt: "
+                        + ", ".join(api.COQUI_VERSIONS)
+                        + f" (default {api.DEFAULT_VERSIONS[api.ENGINE_COQUI]}). reduceLROnPlateau, "
+                        "dropSourceLayers, augmentations and scorer need DeepSpeech 0.7.4 or newer.",
                         enum=versions,
-                        default=api.DEFAULT_DEEPSPEECH_VERSION,
                     ),
                     "image": _str(
                         "Trainer image override. Must start with one of the operator's allowed image "
@@ -389,7 +399,19 @@ def _rule(rule: str, message: str, field_path: str, reason: str = "FieldValueInv
 def spec_rules() -> list[dict[str, str]]:
     """Cross-field rules (CEL). Each message starts with the field it is about."""
     training = "has(self.training)"
+    coqui = f"self.deepspeech.engine == '{api.ENGINE_COQUI}'"
     return [
+        _rule(
+            "!has(self.deepspeech) || !has(self.deepspeech.version) || "
+            f"({coqui} ? self.deepspeech.version in {list(api.COQUI_VERSIONS)} "
+            f": self.deepspeech.version in {list(api.DEEPSPEECH_VERSIONS)})",
+            "spec.deepspeech.version must be a release of spec.deepspeech.engine (deepspeech: "
+            + ", ".join(api.DEEPSPEECH_VERSIONS)
+            + "; coqui-stt: "
+            + ", ".join(api.COQUI_VERSIONS)
+            + ")",
+            ".deepspeech.version",
+        ),
         _rule(
             f"!{training} || !has(self.training.reduceLROnPlateau) || !{_PRE_07}",
             "spec.training.reduceLROnPlateau needs spec.deepspeech.version 0.7.4 or newer",

@@ -7,6 +7,7 @@ The test suite checks this table against the independently written lists of the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -15,6 +16,15 @@ from typing import Final
 from .exitcodes import InvalidInput
 
 VERSIONS: Final[tuple[str, ...]] = ("0.6.0", "0.6.1", "0.7.4", "0.8.2", "0.9.3")
+# Coqui STT, DeepSpeech's maintained successor. Its releases (1.x) never collide with DeepSpeech's (0.x), so
+# a version string alone names its flag dialect.
+COQUI_VERSIONS: Final[tuple[str, ...]] = ("1.4.0",)
+ENGINE_VERSIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {"deepspeech": VERSIONS, "coqui-stt": COQUI_VERSIONS}
+)
+DEFAULT_VERSIONS: Final[Mapping[str, str]] = MappingProxyType({"deepspeech": "0.9.3", "coqui-stt": "1.4.0"})
+# One lineage: Coqui STT 1.x continues 0.9.3, so "at least 0.7.4" holds for it too.
+_LINEAGE: Final = VERSIONS + COQUI_VERSIONS
 
 
 class FlagType(StrEnum):
@@ -23,6 +33,7 @@ class FlagType(StrEnum):
     FLOAT = "float"
     STRING = "string"
     MULTISTRING = "multistring"
+    LIST = "list"  # Coqui STT: space-separated values after one flag (argparse nargs="*")
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class Flag:
 
 # Short names keep the table one flag per line; N = integer (I is ambiguous).
 B, N, F, S, M = FlagType.BOOL, FlagType.INT, FlagType.FLOAT, FlagType.STRING, FlagType.MULTISTRING
+L = FlagType.LIST
 
 
 def _f(name: str, type_: FlagType, since: str = "0.6.0", until: str | None = None, *aliases: str) -> Flag:
@@ -173,26 +185,79 @@ _TABLE: Final[tuple[Flag, ...]] = (
 )
 
 
+# Coqui STT 1.4.0, from its real `python -m coqui_stt_training.train --help` (types from its config
+# dataclass). Not a superset of 0.9.3: limit_train/limit_dev and reverse_train/reverse_dev are gone.
+_COQUI_1_4: Final[tuple[tuple[str, FlagType], ...]] = (
+    ("train_files", L), ("dev_files", L), ("test_files", L), ("metrics_files", L), ("auto_input_dataset", S),
+    ("vocab_file", S), ("read_buffer", S), ("feature_cache", S), ("cache_for_epochs", N),
+    ("shuffle_batches", B), ("shuffle_start", N), ("shuffle_buffer", N), ("feature_win_len", N),
+    ("feature_win_step", N), ("audio_sample_rate", N), ("normalize_sample_rate", B), ("augment", L),
+    ("epochs", N), ("dropout_rate", F), ("dropout_rate2", F), ("dropout_rate3", F), ("dropout_rate4", F),
+    ("dropout_rate5", F), ("dropout_rate6", F), ("relu_clip", F), ("beta1", F), ("beta2", F), ("epsilon", F),
+    ("learning_rate", F), ("train_batch_size", N), ("dev_batch_size", N), ("test_batch_size", N),
+    ("export_batch_size", N), ("skip_batch_test", B), ("inter_op_parallelism_threads", N),
+    ("intra_op_parallelism_threads", N), ("use_allow_growth", B), ("load_cudnn", B), ("train_cudnn", B),
+    ("automatic_mixed_precision", B), ("limit_test", N), ("reverse_test", B), ("checkpoint_dir", S),
+    ("load_checkpoint_dir", S), ("save_checkpoint_dir", S), ("checkpoint_secs", N), ("max_to_keep", N),
+    ("load_train", S), ("load_evaluate", S), ("drop_source_layers", N), ("export_dir", S),
+    ("remove_export", B), ("export_tflite", B), ("export_quantize", B), ("export_savedmodel", B),
+    ("n_steps", N), ("export_zip", B), ("export_file_name", S), ("export_beam_width", N),
+    ("export_author_id", S), ("export_model_name", S), ("export_model_version", S), ("export_contact_info", S),
+    ("export_license", S), ("export_language", S), ("export_min_stt_version", S),
+    ("export_max_stt_version", S), ("export_description", S), ("log_level", N), ("show_progressbar", B),
+    ("log_placement", B), ("report_count", N), ("summary_dir", S), ("test_output_file", S), ("n_hidden", N),
+    ("layer_norm", B), ("random_seed", N), ("early_stop", B), ("es_epochs", N), ("es_min_delta", F),
+    ("reduce_lr_on_plateau", B), ("plateau_epochs", N), ("plateau_reduction", F),
+    ("force_initialize_learning_rate", B), ("bytes_output_mode", B), ("alphabet_config_path", S),
+    ("scorer_path", S), ("beam_width", N), ("lm_alpha", F), ("lm_beta", F), ("cutoff_prob", F),
+    ("cutoff_top_n", N), ("one_shot_infer", S), ("lm_alpha_max", N), ("lm_beta_max", N), ("n_trials", N),
+)
+_COQUI_TABLES: Final = {"1.4.0": MappingProxyType({n: Flag(n, t, "1.4.0") for n, t in _COQUI_1_4})}
+
+
 def _index(version: str) -> int:
     try:
-        return VERSIONS.index(version)
+        return _LINEAGE.index(version)
     except ValueError:
         raise InvalidInput(
-            f"spec.deepspeech.version: unsupported DeepSpeech version {version!r}"
-            f" (supported: {', '.join(VERSIONS)})"
+            f"spec.deepspeech.version: unsupported version {version!r}"
+            f" (DeepSpeech: {', '.join(VERSIONS)}; Coqui STT: {', '.join(COQUI_VERSIONS)})"
         ) from None
 
 
+def is_coqui(version: str) -> bool:
+    """Coqui STT's dialect: `--flag true|false` booleans, space-separated file lists."""
+    return version in COQUI_VERSIONS
+
+
+def engine_of(version: str) -> str:
+    _index(version)
+    return "coqui-stt" if is_coqui(version) else "deepspeech"
+
+
+def check_release(engine: str, version: str) -> None:
+    """The version must be a release of the engine (the CRD's CEL rule, again for local spec files)."""
+    known = ENGINE_VERSIONS.get(engine)
+    if known is None:
+        raise InvalidInput(
+            f"spec.deepspeech.engine: unknown engine {engine!r} (known: {', '.join(ENGINE_VERSIONS)})"
+        )
+    if version not in known:
+        raise InvalidInput(
+            f"spec.deepspeech.version: {version!r} is not a {engine} release (supported: {', '.join(known)})"
+        )
+
+
 def _present(flag: Flag, version: str) -> bool:
-    at = _index(version)
-    return _index(flag.since) <= at and (flag.until is None or at < _index(flag.until))
+    at = VERSIONS.index(version)
+    return VERSIONS.index(flag.since) <= at and (flag.until is None or at < VERSIONS.index(flag.until))
 
 
 def _build(version: str) -> MappingProxyType[str, Flag]:
     return MappingProxyType({f.name: f for f in _TABLE if _present(f, version)})
 
 
-_BY_VERSION: Final = {v: _build(v) for v in VERSIONS}
+_BY_VERSION: Final = {v: _build(v) for v in VERSIONS} | _COQUI_TABLES
 
 
 def flags_for(version: str) -> MappingProxyType[str, Flag]:
@@ -281,13 +346,16 @@ def parse_args(version: str, args: list[str], field: str) -> list[ParsedArg]:
             raise InvalidInput(f"{where}: expected a flag starting with '--', got {token!r}{hint}")
         name, eq, value = token[2:].partition("=")
         flag = lookup(version, name)
+        if flag is not None and is_coqui(version):
+            i = _parse_coqui_arg(args, i, flag, name, eq, value, where, parsed)
+            continue
         negated = False
-        if flag is None and name.startswith("no"):
+        if flag is None and name.startswith("no") and not is_coqui(version):
             candidate = lookup(version, name[2:])
             if candidate is not None and candidate.type is FlagType.BOOL:
                 flag, negated = candidate, True
         if flag is None:
-            raise InvalidInput(f"{where}: unknown flag '--{name}' for DeepSpeech {version}")
+            raise InvalidInput(f"{where}: unknown flag '--{name}' for {_product(version)} {version}")
         if negated:
             if eq:
                 raise InvalidInput(f"{where}: '--{name}' takes no value")
@@ -312,3 +380,40 @@ def parse_args(version: str, args: list[str], field: str) -> list[ParsedArg]:
             parsed.append(ParsedArg(start, flag, f"--{name}", value))
         i += 1
     return parsed
+
+
+def _product(version: str) -> str:
+    return "Coqui STT" if is_coqui(version) else "DeepSpeech"
+
+
+def _parse_coqui_arg(
+    args: list[str], i: int, flag: Flag, name: str, eq: str, value: str, where: str, parsed: list[ParsedArg]
+) -> int:
+    """One Coqui STT (argparse) flag at args[i]; returns the index after it.
+
+    Booleans take a value token, `true` or `false` exactly (`--flag` alone, `--noflag` and `True` are
+    errors); lists take every following token up to the next flag."""
+    start = i
+    if flag.type is FlagType.LIST:
+        values = [value] if eq else []
+        while not eq and i + 1 < len(args) and not str(args[i + 1]).startswith("--"):
+            i += 1
+            values.append(args[i])
+        parsed.append(ParsedArg(start, flag, f"--{name}", " ".join(values)))
+        return i + 1
+    if not eq:
+        if i + 1 >= len(args) or str(args[i + 1]).startswith("--"):
+            form = "true|false" if flag.type is FlagType.BOOL else "VALUE"
+            raise InvalidInput(f"{where}: --{name} needs a value (Coqui STT: --{name} {form})")
+        i += 1
+        value = args[i]
+    if flag.type is FlagType.BOOL:
+        if value not in ("true", "false"):
+            raise InvalidInput(f"{where}: --{name}: {value!r} is not a boolean (Coqui STT takes true or false)")
+        parsed.append(ParsedArg(start, flag, f"--{name}", value == "true"))
+        return i + 1
+    problem = value_error(flag, value)
+    if problem:
+        raise InvalidInput(f"{where}: --{name}: {problem}")
+    parsed.append(ParsedArg(start, flag, f"--{name}", value))
+    return i + 1

@@ -160,12 +160,18 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _bool(name: str, on: bool = True) -> list[str]:
+def _bool(name: str, on: bool = True, *, coqui: bool = False) -> list[str]:
+    # absl reads a separate `true`/`false` token as a positional argument; Coqui STT's argparse needs it.
+    if coqui:
+        return [f"--{name}", "true" if on else "false"]
     return [f"--{name}" if on else f"--no{name}"]
 
 
-def _files(paths: Sequence[Path]) -> str:
-    return ",".join(str(p) for p in paths)
+def _files(name: str, paths: Sequence[Path], *, coqui: bool = False) -> list[str]:
+    # DeepSpeech splits one value on commas; Coqui STT takes the files as separate tokens.
+    if coqui:
+        return [f"--{name}", *(str(p) for p in paths)]
+    return [f"--{name}", ",".join(str(p) for p in paths)]
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,16 @@ class _Ctx:
     @property
     def legacy(self) -> bool:
         return flags.is_legacy(self.version)
+
+    @property
+    def coqui(self) -> bool:
+        return flags.is_coqui(self.version)
+
+    def bool(self, name: str, on: bool = True) -> list[str]:
+        return _bool(name, on, coqui=self.coqui)
+
+    def files(self, name: str, paths: Sequence[Path]) -> list[str]:
+        return _files(name, paths, coqui=self.coqui)
 
     @property
     def training(self) -> Mapping[str, Any]:
@@ -197,10 +213,16 @@ class _Ctx:
         if self.legacy:
             # 0.6.x imports util.* from its checkout; the runner also sets CWD to it.
             head = [self.runtime.python, "-u", str(self.runtime.deepspeech_dir / "DeepSpeech.py")]
+        elif self.coqui:
+            head = [self.runtime.python, "-u", "-m", "coqui_stt_training.train"]
         else:
             head = [self.runtime.python, "-u", "-m", "deepspeech_training.train"]
         # Two tokens: DeepSpeech reads the literal `--log_level` from sys.argv for TF's C++ log level.
-        return [*head, "--log_level", "1", *_bool("show_progressbar", False)]
+        argv = [*head, "--log_level", "1", *self.bool("show_progressbar", False)]
+        if self.coqui:
+            # Coqui STT first runs one batch of a dummy pass through the model: minutes on a big model.
+            argv += self.bool("skip_batch_test")
+        return argv
 
     def decoder(self, testing: bool) -> list[str]:
         if self.legacy:
@@ -221,7 +243,7 @@ class _Ctx:
         if not self.paths.test_files:
             return []
         return [
-            *_opt("test_files", _files(self.paths.test_files)),
+            *self.files("test_files", self.paths.test_files),
             *_opt("test_batch_size", self.training["batchSize"]["test"]),
             *_opt("test_output_file", self.paths.test_output_file),
         ]
@@ -231,8 +253,9 @@ class _Ctx:
         argv = _opt("export_dir", directory)
         if not self.legacy:
             argv += _opt("export_file_name", EXPORT_FILE_NAME)
-        if tflite:
-            argv += _bool("export_tflite")
+        if tflite or self.coqui:
+            # Coqui STT exports TFLite unless told otherwise (and then writes no .pb).
+            argv += self.bool("export_tflite", tflite)
         return argv
 
 
@@ -245,9 +268,9 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int, *, attach: bool) -> Invocation:
     p = ctx.paths
     init = ctx.spec.get("initFrom") or {}
     argv = ctx.base()
-    argv += _opt("train_files", _files(p.train_files))
+    argv += ctx.files("train_files", p.train_files)
     if p.dev_files:
-        argv += _opt("dev_files", _files(p.dev_files))
+        argv += ctx.files("dev_files", p.dev_files)
     argv += _opt("alphabet_config_path", p.alphabet)
 
     if ctx.legacy:
@@ -272,17 +295,17 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int, *, attach: bool) -> Invocation:
     argv += _opt("summary_dir", p.summary_dir)
     argv += _opt("n_hidden", t["nHidden"])
     if t["cudnn"]:
-        argv += _bool("use_cudnn_rnn" if ctx.legacy else "train_cudnn")
+        argv += ctx.bool("use_cudnn_rnn" if ctx.legacy else "train_cudnn")
     elif mode == "source" and not ctx.legacy:
         # Release checkpoints are CuDNN checkpoints; loading one into the CPU-capable graph needs this
         # (harmless for a source without CuDNN variables).
-        argv += _bool("load_cudnn")
+        argv += ctx.bool("load_cudnn")
 
     # 0.6.x keeps no learning-rate variable in the checkpoint, so it needs the flag on every run.
     if ctx.legacy or mode != "resume":
         argv += _opt("learning_rate", float(t["learningRate"]))
     if mode == "source" and not ctx.legacy:
-        argv += _bool("force_initialize_learning_rate")
+        argv += ctx.bool("force_initialize_learning_rate")
 
     argv += _opt("epochs", epochs)
     argv += _opt("train_batch_size", t["batchSize"]["train"])
@@ -299,19 +322,22 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int, *, attach: bool) -> Invocation:
         else:
             argv += _bool("early_stop", False)
     elif early is not None:
-        argv += [*_bool("early_stop"), *_opt("es_epochs", early["epochs"])]
+        argv += [*ctx.bool("early_stop"), *_opt("es_epochs", early["epochs"])]
         argv += _opt("es_min_delta", float(early["minDelta"]))
 
     plateau = t.get("reduceLROnPlateau")
     if plateau is not None and not ctx.legacy and mode != "source":
-        argv += _bool("reduce_lr_on_plateau")
+        argv += ctx.bool("reduce_lr_on_plateau")
         argv += _opt("plateau_epochs", plateau["epochs"])
         argv += _opt("plateau_reduction", float(plateau["reduction"]))
 
-    for aug in t.get("augmentations") or []:
+    augmentations = list(t.get("augmentations") or [])
+    if augmentations and ctx.coqui:
+        argv += ["--augment", *augmentations]  # one list flag: a repeated one would keep only the last
+    for aug in augmentations if not ctx.coqui else []:
         argv += _opt("augment", aug)
     if t.get("mixedPrecision"):
-        argv += _bool("automatic_mixed_precision")
+        argv += ctx.bool("automatic_mixed_precision")
 
     argv += ctx.decoder(testing=attach and bool(p.test_files))
     if attach:

@@ -70,7 +70,7 @@ def _obj(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
 # means "enabled" (earlyStop, reduceLROnPlateau, initFrom) have no default of their own.
 FALLBACK_SCHEMA: Final[Schema] = _obj(
     {
-        "deepspeech": _obj({"version": {"type": "string", "default": "0.9.3"}}, default={}),
+        "deepspeech": _obj({"engine": {"type": "string", "default": "deepspeech"}}, default={}),
         "data": _obj({"train": {"type": "array"}, "dev": {"type": "array"}, "test": {"type": "array"}}),
         "initFrom": _obj({"dropSourceLayers": {"type": "integer", "default": 0}}),
         "training": _obj(
@@ -128,6 +128,10 @@ def default_spec(spec: Mapping[str, Any], schema: Schema | None = None) -> dict[
     if schema is not None:
         out = apply_defaults(schema, out)
     out = apply_defaults(FALLBACK_SCHEMA, out)
+    engine = out["deepspeech"]
+    if isinstance(engine, dict) and engine.get("version") is None:
+        # A schema default cannot depend on another field: each engine has its own default release.
+        engine["version"] = flags.DEFAULT_VERSIONS.get(engine.get("engine"), flags.DEFAULT_VERSIONS["deepspeech"])
     training = out.setdefault("training", {})
     resources_ = out.get("resources") or {}
     if training.get("cudnn") is None:
@@ -224,6 +228,7 @@ MANAGED_FLAGS: Final[Mapping[str, str]] = {
     "test_output_file": "the trainer's work dir",
     "log_level": "the trainer (it must be two tokens)",
     "show_progressbar": "the trainer's progress parser",
+    "skip_batch_test": "the trainer (it always skips Coqui STT's dummy batch)",
     "export_zip": "output.tflite (zip packaging is not supported)",
     "one_shot_infer": "nothing (one-shot inference is not supported)",
 }
@@ -321,7 +326,7 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
     version = ds.get("version")
     if not isinstance(version, str):
         raise InvalidInput(f"spec.deepspeech.version: must be a string, got {version!r}")
-    flags.flags_for(version)
+    flags.check_release(ds.get("engine", "deepspeech"), version)
     legacy = flags.is_legacy(version)
 
     data = _section(spec, "data", required=True)

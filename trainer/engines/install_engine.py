@@ -1,0 +1,130 @@
+"""Install a training engine into the Python that runs this script: the one recipe for images and tests.
+
+Dockerfile.trainer runs it in the image's TF1 interpreter; `make engines` (tests/engines) runs it in a
+Python 3.7 virtualenv per engine release. Both therefore install the same way:
+
+- DeepSpeech 0.7+: the checkout's own declared dependencies (`pip install -e <checkout>` with
+  DS_NOTENSORFLOW set, so the checkout's TensorFlow pin never replaces the one chosen here), which include
+  the CTC decoder of the release; then the `deepspeech` inference package for the smoke test.
+- DeepSpeech 0.6.x: the checkout's requirements.txt without its TensorFlow line, plus ds_ctcdecoder 0.6.1
+  (0.6.0 was never published; the decoder source is identical between the two tags).
+- Coqui STT: `coqui-stt-training` from PyPI without dependencies, then its declared requirements without
+  TensorFlow; then the `stt` inference package.
+
+TensorFlow itself: `--tensorflow install` installs the version pinned in the constraints file;
+`--tensorflow base` keeps the one the base image brings (NVIDIA's GPU build).
+
+Runs on CPython 3.6 to 3.8 with the standard library and setuptools only (no importlib.metadata on 3.6).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENGINES = ("deepspeech", "coqui-stt")
+# The CTC decoder a DeepSpeech release needs, where it differs from the release itself.
+DECODER_OF = {"0.6.0": "0.6.1"}
+# pip 24 refuses the legacy version strings of some of these old packages' metadata.
+PIP = "pip<24"
+
+
+def pip(*args, env=None):
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *args]
+    print("+ " + " ".join(command), flush=True)
+    subprocess.check_call(command, env=env)
+
+
+def is_tensorflow(requirement):
+    name = requirement.strip().split(";")[0]
+    for sep in "<>=!~[ ":
+        name = name.split(sep)[0]
+    return name.lower().replace("_", "-") in ("tensorflow", "tensorflow-gpu")
+
+
+def requirement_lines(path):
+    with open(path) as fh:
+        for line in fh:
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                yield line
+
+
+def declared_requirements(distribution):
+    """What an installed distribution declares, read with setuptools (works on Python 3.6)."""
+    import pkg_resources
+
+    return [str(r) for r in pkg_resources.get_distribution(distribution).requires()]
+
+
+def install_requirements(requirements, constraints):
+    kept = [r for r in requirements if not is_tensorflow(r)]
+    if not kept:
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(kept) + "\n")
+    try:
+        pip("-c", constraints, "-r", fh.name)
+    finally:
+        os.unlink(fh.name)
+
+
+def checkout_version(source):
+    for candidate in (os.path.join(source, "training", "deepspeech_training", "VERSION"), os.path.join(source, "VERSION")):
+        if os.path.isfile(candidate):
+            with open(candidate) as fh:
+                return fh.read().strip()
+    raise SystemExit("install_engine: {} holds no DeepSpeech VERSION file; is it a checkout?".format(source))
+
+
+def install_deepspeech(version, source, constraints):
+    if source is None:
+        raise SystemExit("install_engine: --source <DeepSpeech checkout of v{}> is required".format(version))
+    found = checkout_version(source)
+    if found != version:
+        raise SystemExit("install_engine: {} is DeepSpeech {}, not {}".format(source, found, version))
+    if os.path.isdir(os.path.join(source, "training", "deepspeech_training")):
+        env = dict(os.environ, DS_NOTENSORFLOW="1")
+        pip("-c", constraints, "-e", source, env=env)
+    else:
+        requirements = list(requirement_lines(os.path.join(source, "requirements.txt")))
+        requirements.append("ds_ctcdecoder=={}".format(DECODER_OF.get(version, version)))
+        install_requirements(requirements, constraints)
+    pip("-c", constraints, "deepspeech=={}".format(version))
+
+
+def install_coqui(version, constraints):
+    pip("-c", constraints, "--no-deps", "coqui-stt-training=={}".format(version))
+    install_requirements(declared_requirements("coqui-stt-training"), constraints)
+    pip("-c", constraints, "stt=={}".format(version))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=ENGINES, required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--source", help="DeepSpeech checkout of the release tag (deepspeech only)")
+    parser.add_argument("--tensorflow", choices=("install", "base"), default="install")
+    parser.add_argument("--constraints", help="pip constraints (default: constraints/<engine>-<version>.txt)")
+    args = parser.parse_args(argv)
+
+    constraints = args.constraints or os.path.join(HERE, "constraints", "{}-{}.txt".format(args.engine, args.version))
+    if not os.path.isfile(constraints):
+        raise SystemExit("install_engine: no constraints file {} for {} {}".format(constraints, args.engine, args.version))
+    pip(PIP)
+    if args.tensorflow == "install":
+        tensorflow = [line for line in requirement_lines(constraints) if is_tensorflow(line)]
+        if not tensorflow:
+            raise SystemExit("install_engine: {} pins no tensorflow".format(constraints))
+        pip("-c", constraints, *tensorflow)
+    if args.engine == "deepspeech":
+        install_deepspeech(args.version, args.source and os.path.abspath(args.source), constraints)
+    else:
+        install_coqui(args.version, constraints)
+    print("install_engine: {} {} installed into {}".format(args.engine, args.version, sys.prefix), flush=True)
+
+
+if __name__ == "__main__":
+    main()
