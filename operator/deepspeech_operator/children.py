@@ -72,7 +72,9 @@ def trainer_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def image_of(spec: Mapping[str, Any], config: OperatorConfig) -> str:
-    return spec.get("deepspeech", {}).get("image") or config.image_for(api.release_name(*api.release_of(spec)))
+    return spec.get("deepspeech", {}).get("image") or config.image_for(
+        api.release_name(*api.release_of(spec))
+    )
 
 
 def _env(owner: Owner, run_id: str, spec: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -254,6 +254,8 @@ def build(name: str, python: Path) -> Engine | None:
             result = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT)
         if result.returncode != 0:
             tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
-            raise SystemExit(f"engines: {name} failed (exit {result.returncode}); last lines of {log}:\n{tail}")
+            raise SystemExit(
+                f"engines: {name} failed (exit {result.returncode}); last lines of {log}:\n{tail}"
+            )
         _stamp(folder).write_text(_recipe_digest(engine, version, source) + "\n")
         return find(name)

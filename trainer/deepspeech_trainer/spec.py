@@ -131,7 +131,9 @@ def default_spec(spec: Mapping[str, Any], schema: Schema | None = None) -> dict[
     engine = out["deepspeech"]
     if isinstance(engine, dict) and engine.get("version") is None:
         # A schema default cannot depend on another field: each engine has its own default release.
-        engine["version"] = flags.DEFAULT_VERSIONS.get(engine.get("engine"), flags.DEFAULT_VERSIONS["deepspeech"])
+        engine["version"] = flags.DEFAULT_VERSIONS.get(
+            engine.get("engine"), flags.DEFAULT_VERSIONS["deepspeech"]
+        )
     training = out.setdefault("training", {})
     resources_ = out.get("resources") or {}
     if training.get("cudnn") is None:

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import Dict, Iterator, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENGINES = ("deepspeech", "coqui-stt")
@@ -31,20 +32,20 @@ DECODER_OF = {"0.6.0": "0.6.1"}
 PIP = "pip<24"
 
 
-def pip(*args, env=None):
+def pip(*args: str, env: Optional[Dict[str, str]] = None) -> None:
     command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *args]
     print("+ " + " ".join(command), flush=True)
     subprocess.check_call(command, env=env)
 
 
-def is_tensorflow(requirement):
+def is_tensorflow(requirement: str) -> bool:
     name = requirement.strip().split(";")[0]
     for sep in "<>=!~[ ":
         name = name.split(sep)[0]
     return name.lower().replace("_", "-") in ("tensorflow", "tensorflow-gpu")
 
 
-def requirement_lines(path):
+def requirement_lines(path: str) -> Iterator[str]:
     with open(path) as fh:
         for line in fh:
             line = line.split("#", 1)[0].strip()
@@ -52,14 +53,14 @@ def requirement_lines(path):
                 yield line
 
 
-def declared_requirements(distribution):
+def declared_requirements(distribution: str) -> List[str]:
     """What an installed distribution declares, read with setuptools (works on Python 3.6)."""
     import pkg_resources
 
     return [str(r) for r in pkg_resources.get_distribution(distribution).requires()]
 
 
-def install_requirements(requirements, constraints):
+def install_requirements(requirements: List[str], constraints: str) -> None:
     kept = [r for r in requirements if not is_tensorflow(r)]
     if not kept:
         return
@@ -71,37 +72,40 @@ def install_requirements(requirements, constraints):
         os.unlink(fh.name)
 
 
-def checkout_version(source):
-    for candidate in (os.path.join(source, "training", "deepspeech_training", "VERSION"), os.path.join(source, "VERSION")):
+def checkout_version(source: str) -> str:
+    for candidate in (
+        os.path.join(source, "training", "deepspeech_training", "VERSION"),
+        os.path.join(source, "VERSION"),
+    ):
         if os.path.isfile(candidate):
             with open(candidate) as fh:
                 return fh.read().strip()
-    raise SystemExit("install_engine: {} holds no DeepSpeech VERSION file; is it a checkout?".format(source))
+    raise SystemExit(f"install_engine: {source} holds no DeepSpeech VERSION file; is it a checkout?")
 
 
-def install_deepspeech(version, source, constraints):
+def install_deepspeech(version: str, source: Optional[str], constraints: str) -> None:
     if source is None:
-        raise SystemExit("install_engine: --source <DeepSpeech checkout of v{}> is required".format(version))
+        raise SystemExit(f"install_engine: --source <DeepSpeech checkout of v{version}> is required")
     found = checkout_version(source)
     if found != version:
-        raise SystemExit("install_engine: {} is DeepSpeech {}, not {}".format(source, found, version))
+        raise SystemExit(f"install_engine: {source} is DeepSpeech {found}, not {version}")
     if os.path.isdir(os.path.join(source, "training", "deepspeech_training")):
         env = dict(os.environ, DS_NOTENSORFLOW="1")
         pip("-c", constraints, "-e", source, env=env)
     else:
         requirements = list(requirement_lines(os.path.join(source, "requirements.txt")))
-        requirements.append("ds_ctcdecoder=={}".format(DECODER_OF.get(version, version)))
+        requirements.append(f"ds_ctcdecoder=={DECODER_OF.get(version, version)}")
         install_requirements(requirements, constraints)
-    pip("-c", constraints, "deepspeech=={}".format(version))
+    pip("-c", constraints, f"deepspeech=={version}")
 
 
-def install_coqui(version, constraints):
-    pip("-c", constraints, "--no-deps", "coqui-stt-training=={}".format(version))
+def install_coqui(version: str, constraints: str) -> None:
+    pip("-c", constraints, "--no-deps", f"coqui-stt-training=={version}")
     install_requirements(declared_requirements("coqui-stt-training"), constraints)
-    pip("-c", constraints, "stt=={}".format(version))
+    pip("-c", constraints, f"stt=={version}")
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=ENGINES, required=True)
     parser.add_argument("--version", required=True)
@@ -110,20 +114,22 @@ def main(argv=None):
     parser.add_argument("--constraints", help="pip constraints (default: constraints/<engine>-<version>.txt)")
     args = parser.parse_args(argv)
 
-    constraints = args.constraints or os.path.join(HERE, "constraints", "{}-{}.txt".format(args.engine, args.version))
+    constraints = args.constraints or os.path.join(HERE, "constraints", f"{args.engine}-{args.version}.txt")
     if not os.path.isfile(constraints):
-        raise SystemExit("install_engine: no constraints file {} for {} {}".format(constraints, args.engine, args.version))
+        raise SystemExit(
+            f"install_engine: no constraints file {constraints} for {args.engine} {args.version}"
+        )
     pip(PIP)
     if args.tensorflow == "install":
         tensorflow = [line for line in requirement_lines(constraints) if is_tensorflow(line)]
         if not tensorflow:
-            raise SystemExit("install_engine: {} pins no tensorflow".format(constraints))
+            raise SystemExit(f"install_engine: {constraints} pins no tensorflow")
         pip("-c", constraints, *tensorflow)
     if args.engine == "deepspeech":
         install_deepspeech(args.version, args.source and os.path.abspath(args.source), constraints)
     else:
         install_coqui(args.version, constraints)
-    print("install_engine: {} {} installed into {}".format(args.engine, args.version, sys.prefix), flush=True)
+    print(f"install_engine: {args.engine} {args.version} installed into {sys.prefix}", flush=True)
 
 
 if __name__ == "__main__":

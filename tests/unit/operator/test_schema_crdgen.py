@@ -82,7 +82,9 @@ def test_version_enum_and_defaults():
     props = schema.spec_schema()["properties"]
     version = props["deepspeech"]["properties"]["version"]
     # No schema default: it depends on the engine (api.release_of), which a structural default cannot.
-    assert version["enum"] == ["0.6.0", "0.6.1", "0.7.4", "0.8.2", "0.9.3", "1.4.0"] and "default" not in version
+    assert (
+        version["enum"] == ["0.6.0", "0.6.1", "0.7.4", "0.8.2", "0.9.3", "1.4.0"] and "default" not in version
+    )
     assert props["deepspeech"]["properties"]["engine"] == {
         **props["deepspeech"]["properties"]["engine"],
         "enum": ["deepspeech", "coqui-stt"],

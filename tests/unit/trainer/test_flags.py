@@ -63,9 +63,7 @@ def test_aliases_resolve_per_version():
 
 
 def test_unknown_version_names_the_field():
-    with pytest.raises(
-        InvalidInput, match=r"spec\.deepspeech\.version: unsupported version '1\.0'"
-    ):
+    with pytest.raises(InvalidInput, match=r"spec\.deepspeech\.version: unsupported version '1\.0'"):
         flags.flags_for("1.0")
 
 

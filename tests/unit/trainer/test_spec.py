@@ -162,7 +162,10 @@ def test_load_spec_missing_file(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"deepspeech.version": "0.5.1"}, r"spec\.deepspeech\.version: '0\.5\.1' is not a deepspeech release"),
+        (
+            {"deepspeech.version": "0.5.1"},
+            r"spec\.deepspeech\.version: '0\.5\.1' is not a deepspeech release",
+        ),
         ({"data.train": []}, r"spec\.data\.train: needs at least one CSV"),
         ({"data.train": "s3://x"}, r"spec\.data\.train: must be a list"),
         ({"data.dev": [""]}, r"spec\.data\.dev\[0\]: must be a non-empty string"),
