@@ -375,6 +375,11 @@ def _export(ctx: _Ctx, *, tflite: bool) -> Invocation:
 # ---------------------------------------------------------------------------------------------- public API
 
 
+def exports_tflite(spec: Mapping[str, Any]) -> bool:
+    """output.tflite asks for it; Coqui STT always exports it, since its runtime (`stt`) loads only TFLite."""
+    return bool(spec["output"].get("tflite")) or flags.is_coqui(spec["deepspeech"]["version"])
+
+
 def remaining_epochs(spec: Mapping[str, Any], resume: ResumeState) -> int:
     return max(0, int(spec["training"]["epochs"]) - resume.epochs_done)
 
@@ -439,7 +444,7 @@ def build_invocations(
         if paths.test_files:
             plan.append(_test(ctx))
         plan.append(_export(ctx, tflite=False))
-    if spec["output"].get("tflite"):
+    if exports_tflite(spec):
         plan.append(_export(ctx, tflite=True))
     return plan
 
@@ -450,6 +455,7 @@ __all__ = [
     "RunPaths",
     "Runtime",
     "build_invocations",
+    "exports_tflite",
     "remaining_epochs",
     "seeds_own_from_source",
 ]

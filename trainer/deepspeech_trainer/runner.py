@@ -75,6 +75,17 @@ def child_env(
     return env
 
 
+def with_interpreter_on_path(env: Mapping[str, str], interpreter: str) -> dict[str, str]:
+    """The child's env with its interpreter's bin/ first on PATH: TensorFlow's TFLite export runs
+    `toco_from_protos` by name, and in a virtualenv that script lives only beside the interpreter."""
+    out = dict(env)
+    if os.sep in interpreter:
+        bin_dir = os.path.dirname(interpreter)
+        rest = [p for p in out.get("PATH", os.defpath).split(os.pathsep) if p and p != bin_dir]
+        out["PATH"] = os.pathsep.join([bin_dir, *rest])
+    return out
+
+
 def stdout_sink(stream: Stream, line: str) -> None:
     """Default log: the child's lines on our own stdout/stderr, so the pod log shows DeepSpeech as is."""
     target = sys.stdout if stream == "stdout" else sys.stderr
@@ -142,7 +153,7 @@ class Runner:
         child = subprocess.Popen(
             invocation.argv,
             cwd=self._cwd,
-            env=self._env,
+            env=with_interpreter_on_path(self._env, invocation.argv[0]),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

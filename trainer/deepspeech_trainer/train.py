@@ -13,13 +13,14 @@ import logging
 import os
 import shlex
 import shutil
+import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from deepspeech_trainer import gpucheck, s3
+from deepspeech_trainer import flags, gpucheck, s3
 from deepspeech_trainer.alphabet import format_alphabet, parse_alphabet
 from deepspeech_trainer.checkpoints import (
     ALPHABET_TXT,
@@ -35,19 +36,22 @@ from deepspeech_trainer.invocation import (
     RunPaths,
     Runtime,
     build_invocations,
+    exports_tflite,
     seeds_own_from_source,
 )
 from deepspeech_trainer.preflight import check_data, setup_logging, summary_text
 from deepspeech_trainer.progress import BestModelSaved, EpochFinished, EpochProgress, EpochStarted, Event
 from deepspeech_trainer.publish import collect, publish, verify_export
 from deepspeech_trainer.report import StatusReporter, write_termination_message
-from deepspeech_trainer.runner import Runner, RunResult
+from deepspeech_trainer.runner import Runner, RunResult, child_env, with_interpreter_on_path
 from deepspeech_trainer.spec import load_spec
 from deepspeech_trainer.staging import write_staged_csvs
+from deepspeech_trainer.validation import settings_from_spec
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SYNC_INTERVAL_S = 120.0
+MAX_TRANSCRIPT = 512
 FAILED = 1  # DeepSpeech failed: counted against backoffLimit like any uncaught error
 
 
@@ -135,28 +139,55 @@ def test_metrics(path: Path, results: list[Any]) -> dict[str, float] | None:
     return None
 
 
-def smoke_test(model: Path, wavs: list[Path], sample_rate: int) -> str:
-    """Transcribe a few test files with the `deepspeech` package when it is importable; never faked."""
-    try:
-        import deepspeech  # type: ignore[import-not-found]
-        import numpy as np  # type: ignore[import-not-found]
-    except ImportError:
-        msg = "smoke test skipped: the deepspeech inference package is not importable in this image"
-        log.info(msg)
-        return msg
-    import wave
+SMOKE_TEST_SCRIPT: Final = Path(__file__).parent / "engine_scripts" / "smoke_test.py"
+SMOKE_TEST_TIMEOUT_S: Final = 300
 
-    ds = deepspeech.Model(str(model))
-    if ds.sampleRate() != sample_rate:
-        raise RuntimeError(f"exported model expects {ds.sampleRate()} Hz, training used {sample_rate} Hz")
-    for wav in wavs[:3]:
-        with wave.open(str(wav), "rb") as fh:
-            audio = np.frombuffer(fh.readframes(fh.getnframes()), np.int16)
-        text = ds.stt(audio)
-        if not isinstance(text, str):
-            raise RuntimeError(f"smoke test: stt returned {type(text).__name__}")
-        log.info("smoke test %s → %r", wav.name, text)
-    return f"smoke test ran on {min(3, len(wavs))} file(s)"
+
+def smoke_model(export_dirs: list[Path], prefer_tflite: bool) -> Path | None:
+    """The exported model to smoke-test: TFLite first where the engine's runtime is TFLite (Coqui STT)."""
+    pb = [p for d in export_dirs for p in sorted(d.glob("*.pb"))]
+    tflite = [p for d in export_dirs for p in sorted(d.glob("*.tflite"))]
+    ordered = (tflite + pb) if prefer_tflite else (pb + tflite)
+    return ordered[0] if ordered else None
+
+
+def smoke_test(
+    python: str, model: Path, wav: Path, sample_rate: int, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """Transcribe one test clip with the exported model under the engine's interpreter.
+
+    Reported, never fatal: a briefly trained model may say nothing useful, and a broken inference package
+    must not hide a good model (WER/CER judge quality)."""
+    command = [python, str(SMOKE_TEST_SCRIPT), str(model), str(wav), str(sample_rate)]
+    try:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=SMOKE_TEST_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {
+            "ok": False,
+            "model": model.name,
+            "file": wav.name,
+            "message": f"smoke test did not run: {exc}",
+        }
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {
+            "ok": False,
+            "model": model.name,
+            "file": wav.name,
+            "message": f"exit {proc.returncode}: {tail}",
+        }
+    result = json.loads(lines[-1])
+    log.info(
+        "smoke test: %s on %s -> %r in %.2f s", model.name, wav.name, result["transcript"], result["seconds"]
+    )
+    return {
+        "ok": True,
+        "model": model.name,
+        "file": wav.name,
+        "transcript": str(result["transcript"])[:MAX_TRANSCRIPT],
+        "seconds": float(result["seconds"]),
+    }
 
 
 class Trainer:
@@ -300,7 +331,10 @@ class Trainer:
         self._total = int(spec["training"]["epochs"])
         runtime = Runtime.from_env(self.env)
         paths = RunPaths.in_pod(spec, self.work)
-        self.runner = Runner(cwd=runtime.deepspeech_dir, env=self.env, on_event=self._on_event)
+        # 0.6.x imports util.* from its checkout; the packaged engines run from the work dir.
+        cwd = runtime.deepspeech_dir if flags.is_legacy(spec["deepspeech"]["version"]) else self.work
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.runner = Runner(cwd=cwd, env=self.env, on_event=self._on_event)
         restore_signal = self.runner.handle_sigterm()
         message: dict[str, Any] = {"kind": "train", "runId": self.run_id, "ok": False}
         storage = s3.Storage(s3.StorageConfig.from_spec(spec, self.env))
@@ -347,23 +381,18 @@ class Trainer:
             message["checkpoint"] = {"uri": self.store.uri, "epoch": self.store.state.epochs_done}
 
             verify_export(paths.export_dir)
-            if spec["output"].get("tflite"):
+            if exports_tflite(spec):
                 verify_export(paths.tflite_export_dir, tflite=True)
             metrics = test_metrics(paths.test_output_file, test_results) if paths.test_files else None
             files = collect(
                 [paths.export_dir, paths.tflite_export_dir], [paths.test_output_file, paths.alphabet]
             )
             published = publish(storage, spec["output"]["uri"], self.run_id, files)
-            rate = 16000
-            from deepspeech_trainer.validation import settings_from_spec
-
-            rate = settings_from_spec(spec).sample_rate
-            wavs = [r.local for c in check.staged.split("test") for r in c.rows if r.local is not None]
-            models = sorted(paths.export_dir.glob("*.pb"))
-            message["smokeTest"] = (
-                smoke_test(models[0], wavs, rate) if models else "no .pb model to smoke-test"
-            )
-            message.update(ok=True, model={"uri": published.uri, "files": published.files})
+            model: dict[str, Any] = {"uri": published.uri, "files": published.files}
+            smoked = self._smoke_test(spec, runtime, paths, check)
+            if smoked is not None:
+                model["smokeTest"] = smoked
+            message.update(ok=True, model=model)
             if metrics is not None:
                 message["metrics"] = metrics
             self.reporter.progress(force=True, epoch=self.tracker.done, epochs=self._total)
@@ -390,6 +419,22 @@ class Trainer:
             restore_signal()
             self.reporter.flush()
             storage.close()
+
+    def _smoke_test(
+        self, spec: Mapping[str, Any], runtime: Runtime, paths: RunPaths, check: Any
+    ) -> dict[str, Any] | None:
+        rows = [
+            r.local for split in ("test", "dev", "train") for c in check.staged.split(split) for r in c.rows
+        ]
+        wavs = [w for w in rows if w is not None]
+        model = smoke_model(
+            [paths.export_dir, paths.tflite_export_dir],
+            prefer_tflite=flags.is_coqui(spec["deepspeech"]["version"]),
+        )
+        if model is None or not wavs:
+            return None
+        env = with_interpreter_on_path(child_env(base=self.env), runtime.python)
+        return smoke_test(runtime.python, model, wavs[0], settings_from_spec(spec).sample_rate, env)
 
     def _after(self, inv: Invocation, result: RunResult) -> None:
         assert self.tracker is not None
