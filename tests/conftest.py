@@ -22,6 +22,8 @@ import pytest
 from tests.cluster import controlplane
 from tests.cluster.config import REPO, STATE_DIR
 
+CORPUS_BUCKET = "e2e"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # A runner that starts the suite as a background job leaves SIGINT ignored, and children inherit that.
@@ -111,3 +113,19 @@ def crd(cluster: Cluster) -> None:
         "--timeout=60s",
         "crd/deepspeechtrainings.training.deepspeech.dev",
     )
+
+
+@pytest.fixture(scope="session")
+def corpus(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """s3://e2e/corpus/{train,dev,test}.csv + alphabet.txt from espeak-ng speech, made by the real
+    `deepspeech-trainer prepare` (6/3/3 clips); returns the prefix."""
+    from tests.cluster.controlplane import s3_client
+    from tests.e2e.dataset import prepare_to_s3, speak_pairs
+
+    s3 = s3_client(s3_env)
+    if CORPUS_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=CORPUS_BUCKET)
+    source = speak_pairs(tmp_path_factory.mktemp("speech"))
+    prefix = f"s3://{CORPUS_BUCKET}/corpus"
+    prepare_to_s3(source, prefix, s3_env, REPO / ".venv" / "bin" / "deepspeech-trainer")
+    return prefix

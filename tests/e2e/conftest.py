@@ -10,25 +10,8 @@ from typing import Any
 import pytest
 
 from tests.cluster.config import REPO, SIM_IMAGE_ENV, SIM_RUNTIME, standin_image_env
-from tests.cluster.controlplane import s3_client
-from tests.e2e.dataset import prepare_to_s3, speak_pairs
 from tests.integration.chart.conftest import helm  # noqa: F401 - the chart tests' install fixture
 from tests.integration.operator.conftest import Env, OperatorProcess
-
-TRAINER = REPO / ".venv" / "bin" / "deepspeech-trainer"
-BUCKET = "e2e"
-
-
-@pytest.fixture(scope="session")
-def corpus(s3_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    """s3://e2e/corpus/{train,dev,test}.csv + alphabet.txt, from espeak-ng speech; returns the prefix."""
-    s3 = s3_client(s3_env)
-    if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        s3.create_bucket(Bucket=BUCKET)
-    source = speak_pairs(tmp_path_factory.mktemp("speech"))
-    prefix = f"s3://{BUCKET}/corpus"
-    prepare_to_s3(source, prefix, s3_env, TRAINER)
-    return prefix
 
 
 @pytest.fixture

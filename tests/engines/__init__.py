@@ -259,3 +259,13 @@ def build(name: str, python: Path) -> Engine | None:
             )
         _stamp(folder).write_text(_recipe_digest(engine, version, source) + "\n")
         return find(name)
+
+
+def require(name: str) -> Engine:
+    """The built engine, or skip the calling test with the reason (which names DSO_DEEPSPEECH_SRC)."""
+    import pytest
+
+    found = find(name)
+    if found is None:
+        pytest.skip(skip_reason(name))
+    return found

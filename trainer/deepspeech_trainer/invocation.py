@@ -1,9 +1,11 @@
 """Spec + local paths + resume state → the exact DeepSpeech command lines of a run (pure functions).
 
-Why the plan has the shape it has (reference §5.4, §5.5, §9):
-- Test, export and plateau detection read `--load_checkpoint_dir`. While training loads from a source
-  checkpoint (fine-tune / transfer, first run) that is the source dir, so test and export then run as
-  separate invocations with `--checkpoint_dir OWN`, and plateau detection is only enabled when load = save.
+Why the plan has the shape it has (docs/trainer.md, "How a run is planned"):
+- Test and export always run as their own invocations with `--checkpoint_dir OWN` and an explicit load
+  choice (best with a dev set, else last). Attached to training they would read `--load_checkpoint_dir`
+  (the source of a fine-tune), miss the better best_dev of an earlier attempt that the trainer puts back
+  between invocations, and on 0.6.x fail outright after `--load init` (its evaluate restores only for
+  auto/best/last). Plateau detection also reads the load dir, so it is only enabled when load = save.
   When it is asked for on a first fine-tune run, that run trains one epoch from the source and a second
   invocation continues from OWN with the plateau logic on.
 - DeepSpeech counts epochs per invocation and restores the learning rate from the checkpoint, so a resumed
@@ -234,10 +236,9 @@ class _Ctx:
         return ["--scorer_path="]
 
     def own_evaluate(self) -> list[str]:
-        argv = _opt("checkpoint_dir", self.paths.checkpoint_dir)
-        if not self.legacy:
-            argv += _opt("load_evaluate", self.evaluate_load)
-        return argv
+        # 0.6's evaluate restores only for --load auto|best|last, and auto means the newest, not the best.
+        load = "load" if self.legacy else "load_evaluate"
+        return [*_opt("checkpoint_dir", self.paths.checkpoint_dir), *_opt(load, self.evaluate_load)]
 
     def test_flags(self) -> list[str]:
         if not self.paths.test_files:
@@ -262,8 +263,8 @@ class _Ctx:
 Mode = Literal["fresh", "resume", "source"]
 
 
-def _train(ctx: _Ctx, mode: Mode, epochs: int, *, attach: bool) -> Invocation:
-    """One training invocation; with `attach`, it also tests and exports the `.pb` (load dir = OWN)."""
+def _train(ctx: _Ctx, mode: Mode, epochs: int) -> Invocation:
+    """One training invocation. It never tests or exports: see build_invocations."""
     t = ctx.training
     p = ctx.paths
     init = ctx.spec.get("initFrom") or {}
@@ -339,12 +340,7 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int, *, attach: bool) -> Invocation:
     if t.get("mixedPrecision"):
         argv += ctx.bool("automatic_mixed_precision")
 
-    argv += ctx.decoder(testing=attach and bool(p.test_files))
-    if attach:
-        argv += ctx.test_flags()
-        if not ctx.legacy:
-            argv += _opt("load_evaluate", ctx.evaluate_load)
-        argv += ctx.export_flags(tflite=False)
+    argv += ctx.decoder(testing=False)
     return Invocation("train", argv + ctx.extra)
 
 
@@ -428,22 +424,20 @@ def build_invocations(
     plateau = spec["training"].get("reduceLROnPlateau") is not None
 
     plan: list[Invocation] = []
-    attached = False
     if remaining > 0:
         if ctx.legacy or mode != "source":
             # 0.6.x fine-tunes inside OWN (seeded), so load = save there too.
-            plan.append(_train(ctx, mode, remaining, attach=True))
-            attached = True
+            plan.append(_train(ctx, mode, remaining))
         elif plateau and remaining > 1:
-            plan.append(_train(ctx, "source", 1, attach=False))
-            plan.append(_train(ctx, "resume", remaining - 1, attach=True))
-            attached = True
+            plan.append(_train(ctx, "source", 1))
+            plan.append(_train(ctx, "resume", remaining - 1))
         else:
-            plan.append(_train(ctx, "source", remaining, attach=False))
-    if not attached:
-        if paths.test_files:
-            plan.append(_test(ctx))
-        plan.append(_export(ctx, tflite=False))
+            plan.append(_train(ctx, "source", remaining))
+    # Test and export are never attached to training: the trainer first puts back the best best_dev of all
+    # attempts (DeepSpeech forgets it on restart), and 0.6's evaluate cannot restore after `--load init`.
+    if paths.test_files:
+        plan.append(_test(ctx))
+    plan.append(_export(ctx, tflite=False))
     if exports_tflite(spec):
         plan.append(_export(ctx, tflite=True))
     return plan
