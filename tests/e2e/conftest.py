@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.config import REPO, SIM_IMAGE_ENV, SIM_RUNTIME, standin_image_env
+from tests.cluster.config import SIM_IMAGE_ENV, SIM_RUNTIME, standin_image_env
 from tests.integration.chart.conftest import helm  # noqa: F401 - the chart tests' install fixture
 from tests.integration.operator.conftest import Env, OperatorProcess
 

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -64,6 +64,16 @@ def state_paths(text: str) -> list[str]:
         if p not in out:
             out.append(p)
     return out
+
+
+def newest_train_checkpoint(directory: Path) -> str | None:
+    """Basename of the newest checkpoint TensorFlow's state file names (it replaces that file atomically
+    after the checkpoint's files are written), or None before the first save."""
+    try:
+        paths = state_paths((directory / "checkpoint").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return PurePosixPath(paths[0]).name if paths else None
 
 
 def rewrite_state(text: str, directory: str | None) -> str:
@@ -169,8 +179,13 @@ class CheckpointStore:
 
     # ---- sync
 
-    def sync(self, epochs_done: int, local_best_loss: float | None = None) -> SyncResult:
+    def sync(
+        self, epochs_done: int | Callable[[str | None], int], local_best_loss: float | None = None
+    ) -> SyncResult:
         """Upload what the local state files reference (new files only), then state, run-state, latest.
+
+        `epochs_done`: the count, or a function giving the whole epochs in a checkpoint (by prefix), so
+        `latest` records the epochs of exactly the checkpoint uploaded.
 
         `local_best_loss`: dev loss of the local best_dev checkpoint. A restarted DeepSpeech overwrites
         best_dev with its first dev epoch even when worse (pitfall 13): the better one in S3 is kept.
@@ -178,8 +193,11 @@ class CheckpointStore:
         with self._lock, s3.s3_errors(self.base, "spec.output.checkpoints"):
             return self._sync(epochs_done, local_best_loss)
 
-    def _sync(self, epochs_done: int, local_best_loss: float | None) -> SyncResult:
-        result = SyncResult(epochs_done=epochs_done)
+    def _sync(
+        self, epochs_done: int | Callable[[str | None], int], local_best_loss: float | None
+    ) -> SyncResult:
+        count = epochs_done if callable(epochs_done) else (lambda _prefix: epochs_done)
+        result = SyncResult(epochs_done=self.state.epochs_done)
         states: dict[str, str] = {}
         for name in STATE_FILES:
             try:
@@ -239,7 +257,7 @@ class CheckpointStore:
             self.state.best_dev = PurePosixPath(state_paths(complete["best_dev_checkpoint"])[0]).name
             if local_best_loss is not None:
                 self.state.best_dev_loss = local_best_loss
-        self.state.epochs_done = max(self.state.epochs_done, epochs_done)
+        self.state.epochs_done = max(self.state.epochs_done, count(self.state.checkpoint))
         self.state.updated_at = time.time()
         body = json.dumps(self.state.to_json(), indent=2).encode()
         s3.put_bytes(self.storage, self.base.child(RUN_STATE), body, "application/json")

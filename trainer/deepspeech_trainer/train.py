@@ -27,6 +27,7 @@ from deepspeech_trainer.checkpoints import (
     CheckpointStore,
     SourceCheckpoint,
     fetch_init_checkpoint,
+    newest_train_checkpoint,
     rewrite_local_state_files,
 )
 from deepspeech_trainer.exitcodes import INVALID, OK, RETRY, InvalidInput, TrainerError, TransientError
@@ -59,54 +60,69 @@ class Stopped(Exception):
     """SIGTERM arrived: sync and exit RETRY."""
 
 
+def _step(prefix: str) -> int:
+    return int(prefix.rsplit("-", 1)[1])
+
+
 @dataclass
 class EpochTracker:
-    """Counts epochs across restarts, once each: an epoch is done when trained and validated.
+    """Counts epochs across restarts, once each: an epoch is done when its checkpoint is on disk.
 
-    DeepSpeech restarts its counter at 0 per invocation; `offset` is what earlier invocations and
-    attempts completed. Without dev files the epoch counts when the next phase begins.
+    DeepSpeech prints `Finished training epoch N` and then saves that epoch's checkpoint, so the line alone
+    says nothing about what a resume would find. The epoch counts when the state file (`checkpoint`) first
+    names a new checkpoint after that line. `epochs_at` maps each such end-of-epoch checkpoint to the
+    epochs it holds, so a sync can record the count of the very checkpoint it uploads. DeepSpeech restarts
+    its counter at 0 per invocation; `offset` is what earlier invocations and attempts completed.
     """
 
     offset: int
     total: int
-    dev_sets: int
     done: int = 0
     best_loss: float | None = None
     train_loss: float | None = None
     dev_loss: float | None = None
-    _trained: int | None = None
-    _validated: dict[int, int] = field(default_factory=dict)
+    epochs_at: dict[str, int] = field(default_factory=dict)
+    _pending: int | None = None  # epoch (of this invocation) trained but not yet seen saved
+    _newest: str | None = None  # newest train checkpoint named by the state file when last looked
 
     def __post_init__(self) -> None:
         self.done = self.offset
 
-    def on_event(self, event: Event) -> bool:
-        """Apply one event; True when an epoch has just completed."""
+    def on_event(self, event: Event) -> None:
         if isinstance(event, BestModelSaved):
             self.best_loss = event.loss
         elif isinstance(event, EpochFinished) and event.phase == "train":
             self.train_loss = event.loss
-            self._trained = event.epoch
-            if self.dev_sets == 0:
-                return self._complete(event.epoch)
+            self._pending = event.epoch
         elif isinstance(event, EpochFinished) and event.phase == "dev":
-            self._validated[event.epoch] = self._validated.get(event.epoch, 0) + 1
             self.dev_loss = event.loss
-            if self._validated[event.epoch] >= self.dev_sets:
-                return self._complete(event.epoch)
-        return False
 
-    def _complete(self, epoch: int) -> bool:
-        done = self.offset + epoch + 1
+    def on_state(self, newest: str | None) -> bool:
+        """The state file's newest checkpoint, looked at after a line; True when an epoch just completed."""
+        changed = newest is not None and newest != self._newest
+        self._newest = newest or self._newest
+        if not changed or self._pending is None:
+            return False
+        assert newest is not None
+        done = min(self.offset + self._pending + 1, self.total)
+        self._pending = None
+        self.epochs_at[newest] = done
         if done > self.done:
-            self.done = min(done, self.total)
+            self.done = done
             return True
         return False
 
-    def invocation_finished(self, epochs_in_invocation: int) -> None:
-        """A train invocation that exited 0 ran all its epochs (or stopped early on purpose)."""
-        self.done = min(self.total, self.offset + epochs_in_invocation)
+    def epochs_in(self, prefix: str | None) -> int:
+        """Whole epochs a checkpoint holds: those of the newest end-of-epoch checkpoint not after it (a
+        time-based save inside an epoch holds that epoch only in part)."""
+        if prefix is None:
+            return self.offset
+        known = [n for p, n in self.epochs_at.items() if _step(p) <= _step(prefix)]
+        return max([self.offset, *known])
+
+    def start_invocation(self) -> None:
         self.offset = self.done
+        self._pending = None
 
 
 def _epochs_arg(inv: Invocation) -> int:
@@ -203,6 +219,7 @@ class Trainer:
         self.sync_interval = float(self.env.get("DST_SYNC_INTERVAL_S") or DEFAULT_SYNC_INTERVAL_S)
         self._stop_sync = threading.Event()
         self._total = 0
+        self.stopped_early = False
 
     # ---- helpers
 
@@ -213,7 +230,7 @@ class Trainer:
     def _sync(self) -> None:
         if self.store is None or self.tracker is None:
             return
-        result = self.store.sync(self.tracker.done, self.tracker.best_loss)
+        result = self.store.sync(self.tracker.epochs_in, self.tracker.best_loss)
         if result.checkpoint:
             self.reporter.checkpoint(self.store.uri, self.store.state.epochs_done)
 
@@ -237,7 +254,10 @@ class Trainer:
             )
         elif isinstance(event, EpochStarted) and event.phase == "train":
             self.reporter.progress(epoch=tracker.offset + event.epoch + 1, epochs=self._total)
-        if tracker.on_event(event):
+        tracker.on_event(event)
+        if isinstance(event, BestModelSaved):
+            self._sync_quietly("new best_dev")  # the stored best_dev must carry its own loss
+        if tracker.on_state(self._newest_checkpoint()):
             log.info("epoch %d/%d complete", tracker.done, self._total)
             self.reporter.progress(
                 force=True,
@@ -246,10 +266,18 @@ class Trainer:
                 trainLoss=tracker.train_loss,
                 devLoss=tracker.dev_loss,
             )
-            try:
-                self._sync()
-            except TrainerError as exc:
-                log.warning("checkpoint sync after epoch %d failed: %s", tracker.done, exc)
+            self._sync_quietly(f"epoch {tracker.done}")
+
+    def _sync_quietly(self, after: str) -> None:
+        try:
+            self._sync()
+        except TrainerError as exc:  # the next round, the epoch-end or the final sync tries again
+            log.warning("checkpoint sync after %s failed: %s", after, exc)
+
+    def _newest_checkpoint(self) -> str | None:
+        if self.store is None:
+            return None
+        return newest_train_checkpoint(self.store.local_dir)
 
     # ---- phases
 
@@ -343,7 +371,7 @@ class Trainer:
             self.store = CheckpointStore.for_spec(storage, spec, paths.checkpoint_dir, self.run_id)
             message["checkpoint"] = {"uri": self.store.uri, "epoch": 0}
             resume, source, run_alphabet = self._prepare_checkpoints(spec, storage, paths)
-            self.tracker = EpochTracker(resume.epochs_done, self._total, len(paths.dev_files))
+            self.tracker = EpochTracker(resume.epochs_done, self._total)
             self._check_stop()
             check = self._stage(spec, storage, paths, source, run_alphabet)
             self._check_stop()
@@ -370,7 +398,7 @@ class Trainer:
                     # The better best_dev of an earlier attempt is what gets tested and exported.
                     self.store.restore_best_dev()
                 if inv.purpose == "train":
-                    self.tracker.offset = self.tracker.done
+                    self.tracker.start_invocation()
                 log.info("%s: %s", inv.purpose, shlex.join(inv.argv))
                 result = self.runner.run(inv)
                 test_results += list(result.test_results)
@@ -443,7 +471,12 @@ class Trainer:
         if not result.ok:
             raise _DeepSpeechFailed(result.failure_reason or f"DeepSpeech {inv.purpose} failed")
         if inv.purpose == "train":
-            self.tracker.invocation_finished(_epochs_arg(inv))
+            self.tracker.on_state(self._newest_checkpoint())
+            planned = self.tracker.offset + _epochs_arg(inv)
+            if self.tracker.done < planned:
+                # DeepSpeech ended training on its own before the planned epochs: early stop.
+                self.stopped_early = True
+                log.info("early stop: %d of %d epoch(s) trained", self.tracker.done, self._total)
             self._sync()
 
     def _final_sync(self, message: dict[str, Any]) -> None:

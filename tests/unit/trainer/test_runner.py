@@ -61,18 +61,26 @@ def test_fresh_093_run_end_to_end(tmp_path):
     spec = make_spec(**{"training.epochs": 2, "output.tflite": True})
     paths = local_paths(spec, tmp_path / "work")
     invocations = build_invocations(spec, paths, ResumeState(), standin_runtime())
+    assert [i.purpose for i in invocations] == ["train", "test", "export", "export"]
     events: list = []
     results = run_all(invocations, standin_env(tmp_path, "0.9.3"), events)
-    assert [r.ok for r in results] == [True, True], [r.failure_reason for r in results]
+    assert [r.ok for r in results] == [True, True, True, True], [r.failure_reason for r in results]
+    train_run, test_run, export_run, tflite_run = results
 
     finished = [(e.epoch, e.phase) for e in events if isinstance(e, pg.EpochFinished)]
     assert finished == [(0, "train"), (0, "dev"), (1, "train"), (1, "dev")]
-    assert any(isinstance(e, pg.BestModelSaved) for e in events)
-    assert pg.CheckpointLoaded("init", None) in events
-    (test,) = results[0].test_results
+    assert any(isinstance(e, pg.BestModelSaved) for e in train_run.events)
+    assert pg.CheckpointLoaded("init", None) in train_run.events
+    assert not train_run.test_results  # training no longer tests: its own invocation does
+    (test,) = test_run.test_results
     assert test.dataset == str(paths.test_files[0]) and 0 < test.wer <= 1
 
     own = paths.checkpoint_dir
+    # Test and both exports restore OWN's best_dev explicitly (--checkpoint_dir OWN --load_evaluate best).
+    best = state_paths(own / "best_dev_checkpoint")[0]
+    for run in (test_run, export_run, tflite_run):
+        loads = [e for e in run.events if isinstance(e, pg.CheckpointLoaded)]
+        assert loads == [pg.CheckpointLoaded("best", best)], (run.invocation.purpose, loads)
     # 5 samples, batch 1 → 5 steps per epoch; state files hold absolute paths like DeepSpeech's.
     assert state_paths(own / "checkpoint")[0] == str(own / "train-10")
     assert all(Path(p).is_absolute() for p in state_paths(own / "best_dev_checkpoint"))
@@ -92,13 +100,21 @@ def test_fresh_093_run_end_to_end(tmp_path):
 def test_legacy_060_run_from_the_checkout_dir(tmp_path):
     spec = make_spec(**{"deepspeech.version": "0.6.0", "training.epochs": 1})
     paths = local_paths(spec, tmp_path / "work")
-    events: list = []
-    (result,) = run_all(
-        build_invocations(spec, paths, None, standin_runtime()), standin_env(tmp_path, "0.6.0"), events
-    )
-    assert result.ok, result.failure_reason
-    assert pg.CheckpointLoaded("init", None) in events
-    assert result.test_results and (paths.export_dir / "output_graph.pb").is_file()
+    invocations = build_invocations(spec, paths, None, standin_runtime())
+    # 0.6.0's evaluate cannot restore after `--load init` (NameError: name 'sys' is not defined), so test
+    # and export run on their own with `--load best`.
+    assert [i.purpose for i in invocations] == ["train", "test", "export"]
+    results = run_all(invocations, standin_env(tmp_path, "0.6.0"))
+    assert [r.ok for r in results] == [True, True, True], [r.failure_reason for r in results]
+    train_run, test_run, export_run = results
+    assert pg.CheckpointLoaded("init", None) in train_run.events
+    assert not train_run.test_results
+    loads = [e for e in test_run.events if isinstance(e, pg.CheckpointLoaded)]
+    assert [e.source for e in loads] == ["best"]
+    assert loads[0].path is not None and loads[0].path.startswith(str(paths.checkpoint_dir))
+    assert test_run.test_results and (paths.export_dir / "output_graph.pb").is_file()
+    exported = json.loads((paths.export_dir / "output_graph.pb").read_text().split("\n", 1)[1])
+    assert export_run.ok and exported["loaded_from"].startswith(str(paths.checkpoint_dir))
     assert not list(paths.export_dir.glob("*.md"))  # 0.6.x writes no metadata file
 
 
@@ -184,7 +200,8 @@ def test_standin_reproduces_the_combined_invocation_pitfall(tmp_path):
 def long_training(tmp_path: Path) -> tuple[Invocation, dict[str, str]]:
     spec = make_spec(**{"training.epochs": 1})
     paths = local_paths(spec, tmp_path / "work")
-    (train,) = build_invocations(spec, paths, None, standin_runtime())
+    train, *_ = build_invocations(spec, paths, None, standin_runtime())
+    assert train.purpose == "train"
     return train, standin_env(tmp_path, "0.9.3", STANDIN_EPOCH_SECONDS="120")
 
 
@@ -244,9 +261,10 @@ def test_sigterm_to_the_trainer_is_forwarded_to_deepspeech(tmp_path):
 
 def test_exit_zero_after_a_signal_is_not_success(tmp_path):
     """SIGINT makes DeepSpeech skip saving and exit 0: the runner must still report an interruption."""
-    full, env = long_training(tmp_path)
-    # Training only: with nothing saved, the attached test/export would fail and hide the exit 0.
-    train = Invocation("train", full.argv[: full.argv.index("--scorer_path=") + 1])
+    train, env = long_training(tmp_path)
+    # Training only (the plan never attaches test/export to it): with nothing saved, a test or export in
+    # the same process would fail and hide the exit 0.
+    assert "--test_files" not in train.argv and "--export_dir" not in train.argv
     result = stop_once_training(train, env, signal.SIGINT)
     assert result.exit_code == 0 and result.interrupted and not result.ok
 
@@ -263,7 +281,7 @@ def test_a_stopped_runner_starts_nothing(tmp_path):
 def test_die_in_first_epoch_loses_the_epoch(tmp_path):
     spec = make_spec(**{"training.epochs": 2})
     paths = local_paths(spec, tmp_path / "work")
-    (train,) = build_invocations(spec, paths, None, standin_runtime())
+    train, *_ = build_invocations(spec, paths, None, standin_runtime())
     lines: list[tuple[str, str]] = []
     runner = Runner(
         cwd=STANDIN_DIR,
@@ -281,7 +299,7 @@ def test_die_in_first_epoch_loses_the_epoch(tmp_path):
 def test_unknown_flag_fails_like_absl(tmp_path, version):
     spec = make_spec(**{"deepspeech.version": version})
     paths = local_paths(spec, tmp_path / "work")
-    (train,) = build_invocations(spec, paths, None, standin_runtime())
+    train, *_ = build_invocations(spec, paths, None, standin_runtime())
     bad = Invocation("train", [*train.argv, "--no_such_flag=1"])
     (result,) = run_all([bad], standin_env(tmp_path, version))
     assert result.exit_code == 1
@@ -291,7 +309,7 @@ def test_unknown_flag_fails_like_absl(tmp_path, version):
 def test_progress_bars_with_carriage_returns_are_parsed(tmp_path):
     spec = make_spec(**{"training.epochs": 1, "data.test": None})
     paths = local_paths(spec, tmp_path / "work")
-    (train,) = build_invocations(spec, paths, None, standin_runtime())
+    train, *_ = build_invocations(spec, paths, None, standin_runtime())
     with_bars = Invocation(
         "train", ["--show_progressbar" if a == "--noshow_progressbar" else a for a in train.argv]
     )

@@ -242,18 +242,28 @@ def test_status_reporter_off_cluster_only_logs() -> None:
 # ---------------------------------------------------------------------------------------------- epochs
 
 
-def test_epoch_tracker_counts_validated_epochs_once() -> None:
-    tracker = EpochTracker(offset=2, total=5, dev_sets=2)
-    assert not tracker.on_event(EpochFinished(0, "train", 3.0, None))
-    assert not tracker.on_event(EpochFinished(0, "dev", 2.0, "/d1.csv"))
-    assert tracker.on_event(EpochFinished(0, "dev", 2.5, "/d2.csv"))
-    assert tracker.done == 3
-    tracker.on_event(BestModelSaved(2.2, "/ck/best_dev-1"))
-    assert tracker.best_loss == 2.2
-    tracker.invocation_finished(3)
-    assert tracker.done == 5 and tracker.offset == 5
+def test_an_epoch_counts_when_its_checkpoint_is_on_disk_not_on_the_log_line() -> None:
+    # DeepSpeech prints "Finished training epoch N" and only then saves: the line alone counts nothing.
+    tracker = EpochTracker(offset=2, total=5)
+    assert not tracker.on_state("train-12")  # the restored checkpoint, before any new epoch
+    tracker.on_event(EpochFinished(0, "train", 3.0, None))
+    assert not tracker.on_state("train-12") and tracker.done == 2
+    assert tracker.on_state("train-18") and tracker.done == 3
+    tracker.on_event(EpochFinished(0, "dev", 2.0, "/d1.csv"))
+    tracker.on_event(BestModelSaved(2.2, "/ck/best_dev-18"))
+    assert tracker.best_loss == 2.2 and tracker.dev_loss == 2.0
+    assert not tracker.on_state("train-18")  # validation saves best_dev, not a train checkpoint
 
 
-def test_epoch_tracker_without_dev() -> None:
-    tracker = EpochTracker(offset=0, total=2, dev_sets=0)
-    assert tracker.on_event(EpochFinished(0, "train", 3.0, None)) and tracker.done == 1
+def test_a_sync_records_the_epochs_of_the_checkpoint_it_uploads() -> None:
+    tracker = EpochTracker(offset=0, total=4)
+    tracker.on_event(EpochFinished(0, "train", 3.0, None))
+    tracker.on_state("train-6")
+    tracker.on_event(EpochFinished(1, "train", 2.0, None))
+    tracker.on_state("train-12")
+    assert tracker.epochs_in("train-6") == 1 and tracker.epochs_in("train-12") == 2
+    # A time-based save inside epoch 3, or an epoch end not yet seen: only the whole epochs before it.
+    assert tracker.epochs_in("train-15") == 2
+    assert tracker.epochs_in(None) == 0
+    tracker.start_invocation()
+    assert tracker.offset == 2 and tracker.epochs_in("train-12") == 2
