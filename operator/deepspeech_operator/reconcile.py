@@ -17,7 +17,14 @@ from . import api, naming
 from .children import Owner, build_job, image_of, trainer_rbac
 from .config import OperatorConfig
 from .observe import JobState, JobView, PodsView, job_view, owned_by, pod_alive, pods_view
-from .status import append_history, desired_conditions, history_entry, merge_conditions, progress_display
+from .status import (
+    append_history,
+    desired_conditions,
+    history_entry,
+    merge_conditions,
+    progress_display,
+    smoke_test_status,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +281,8 @@ def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
     r.status["model"] = {"uri": uri, "runId": rid}
     if isinstance(model.get("files"), list):
         r.status["model"]["files"] = [str(f) for f in model["files"][:32]]
+    if isinstance(model.get("smokeTest"), Mapping):
+        r.status["model"]["smokeTest"] = smoke_test_status(model["smokeTest"])
     metrics = result.get("metrics") if isinstance(result.get("metrics"), Mapping) else {}
     clean = {
         k: _number(metrics.get(k)) for k in ("wer", "cer", "loss") if _number(metrics.get(k)) is not None

@@ -619,6 +619,18 @@ def status_schema() -> Schema:
                         "maxItems": 32,
                         "items": _str("File name or URI.", maxLength=MAX_URI_LEN),
                     },
+                    "smokeTest": _obj(
+                        "The exported model loaded by the engine's inference package and run on one test "
+                        "clip. Reported, never fatal: judge quality by metrics.wer.",
+                        {
+                            "ok": _bool("The model loaded and transcribed."),
+                            "model": _str("Model file that was loaded.", maxLength=256),
+                            "file": _str("Audio file that was transcribed.", maxLength=256),
+                            "transcript": _str("What the model heard.", maxLength=512),
+                            "seconds": _num("Load and transcription time."),
+                            "message": _str("Why it did not run, when ok is false.", maxLength=1024),
+                        },
+                    ),
                 },
             ),
             "metrics": _obj(

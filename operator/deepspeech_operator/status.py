@@ -158,3 +158,27 @@ def append_history(
     if entry:
         items.append(dict(entry))
     return items[-limit:]
+
+
+# status.model.smokeTest: field → (type, schema maxLength or None).
+_SMOKE_FIELDS: dict[str, tuple[type, int | None]] = {
+    "ok": (bool, None),
+    "model": (str, 256),
+    "file": (str, 256),
+    "transcript": (str, 512),
+    "seconds": (float, None),
+    "message": (str, 1024),
+}
+
+
+def smoke_test_status(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The trainer's smoke-test report as status.model.smokeTest: known fields of the right type, cut to
+    the schema's lengths (the termination message is the pod's word, not trusted to fit)."""
+    out: dict[str, Any] = {}
+    for key, (kind, limit) in _SMOKE_FIELDS.items():
+        value = raw.get(key)
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+        elif kind is not float and isinstance(value, kind):
+            out[key] = value[:limit] if isinstance(value, str) and limit else value
+    return out

@@ -68,3 +68,9 @@ def standin_image_env() -> dict[str, str]:
         # No TensorFlow and no GPU here: the trainer's GPU check (gpucheck.py) cannot pass, so it is off.
         SIM_IMAGE_ENV + "DST_GPU_CHECK": "off",
     }
+
+
+def engine_image_env(engine_env: dict[str, str]) -> dict[str, str]:
+    """Namespace annotations that make trainer pods run a real engine of this machine (tests/engines)."""
+    # CPU-only TensorFlow and no GPU here: the trainer's GPU check cannot pass, so it is off.
+    return {SIM_IMAGE_ENV + k: v for k, v in {**engine_env, "DST_GPU_CHECK": "off"}.items()}

@@ -220,6 +220,7 @@ class Trainer:
         self._stop_sync = threading.Event()
         self._total = 0
         self.stopped_early = False
+        self._tracker_lock = threading.Lock()
 
     # ---- helpers
 
@@ -230,6 +231,8 @@ class Trainer:
     def _sync(self) -> None:
         if self.store is None or self.tracker is None:
             return
+        # A save that no line has followed yet (DeepSpeech stopped right after it) still counts its epoch.
+        self._observe_state()
         result = self.store.sync(self.tracker.epochs_in, self.tracker.best_loss)
         if result.checkpoint:
             self.reporter.checkpoint(self.store.uri, self.store.state.epochs_done)
@@ -257,7 +260,7 @@ class Trainer:
         tracker.on_event(event)
         if isinstance(event, BestModelSaved):
             self._sync_quietly("new best_dev")  # the stored best_dev must carry its own loss
-        if tracker.on_state(self._newest_checkpoint()):
+        if self._observe_state():
             log.info("epoch %d/%d complete", tracker.done, self._total)
             self.reporter.progress(
                 force=True,
@@ -274,10 +277,12 @@ class Trainer:
         except TrainerError as exc:  # the next round, the epoch-end or the final sync tries again
             log.warning("checkpoint sync after %s failed: %s", after, exc)
 
-    def _newest_checkpoint(self) -> str | None:
-        if self.store is None:
-            return None
-        return newest_train_checkpoint(self.store.local_dir)
+    def _observe_state(self) -> bool:
+        """Show the tracker the state file's newest checkpoint; True when that completed an epoch."""
+        if self.store is None or self.tracker is None:
+            return False
+        with self._tracker_lock:  # the event thread and the periodic sync both look
+            return self.tracker.on_state(newest_train_checkpoint(self.store.local_dir))
 
     # ---- phases
 
@@ -471,7 +476,7 @@ class Trainer:
         if not result.ok:
             raise _DeepSpeechFailed(result.failure_reason or f"DeepSpeech {inv.purpose} failed")
         if inv.purpose == "train":
-            self.tracker.on_state(self._newest_checkpoint())
+            self._observe_state()
             planned = self.tracker.offset + _epochs_arg(inv)
             if self.tracker.done < planned:
                 # DeepSpeech ended training on its own before the planned epochs: early stop.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 from pathlib import Path
@@ -91,7 +92,7 @@ def saved_step(checkpoint_dir: Path) -> int:
 
 def test_trains_tests_exports_and_smoke_tests_the_model(engine, corpus, s3_env, tmp_path):
     s3 = s3_client(s3_env)
-    out = f"{corpus.rsplit('/', 1)[0]}/models-{engine.name}-{tmp_path.name}/"
+    out = f"{corpus.rsplit('/', 1)[0]}/models-{engine.name}-{secrets.token_hex(4)}/"
     code, message = train(
         spec_for(engine, corpus, out),
         tmp_path / "work",
@@ -114,8 +115,8 @@ def test_trains_tests_exports_and_smoke_tests_the_model(engine, corpus, s3_env, 
 
 @pytest.mark.parametrize("dev", [True, False], ids=["dev", "no-dev"])
 def test_sigterm_mid_training_resumes_with_every_epoch_trained_once(engine, dev, corpus, s3_env, tmp_path):
-    epochs = 5
-    out = f"{corpus.rsplit('/', 1)[0]}/resume-{engine.name}-{tmp_path.name}/"
+    epochs = 20
+    out = f"{corpus.rsplit('/', 1)[0]}/resume-{engine.name}-{secrets.token_hex(4)}/"
     spec = spec_for(engine, corpus, out, epochs=epochs, dev=dev)
     env = trainer_env(engine, tmp_path, s3_env)
     log = tmp_path / "first.log"
