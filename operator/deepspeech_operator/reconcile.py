@@ -435,6 +435,9 @@ def _process_stage(r: _Run) -> None:
             )  # type: ignore[union-attr]
         elif pods.running:
             r.set(api.PHASE_RUNNING, "Running", f"Job {name} is running (attempt {run['attempt']})")
+        elif pods.succeeded:
+            # The pod is done; the Job controller sets Complete a moment later. Not "waits for its pod".
+            r.set(api.PHASE_RUNNING, "Completing", f"Job {name}: its pod succeeded, the Job is completing")
         elif pods.unschedulable:
             run["lastFailureReason"] = f"Unschedulable: {pods.unschedulable}"
             r.set(api.PHASE_QUEUED, "Unschedulable", pods.unschedulable)

@@ -129,6 +129,15 @@ def test_train_pod_pending_is_admitted():
     assert (d.status["phase"], cond(d.status, "Ready")["reason"]) == (api.PHASE_QUEUED, "Admitted")
 
 
+def test_a_succeeded_pod_before_the_job_is_complete_stays_running():
+    # Seen in make demo: Running → Queued ("waits for its pod to start") → Succeeded while the Job
+    # controller had not yet set Complete on a Job whose pod had already succeeded.
+    body = _training()
+    tj = job(body, "g1", api.STAGE_TRAIN)
+    d = step(body, [tj], [pod(tj, "Succeeded", exit_code=0)])
+    assert (d.status["phase"], cond(d.status, "Ready")["reason"]) == (api.PHASE_RUNNING, "Completing")
+
+
 def test_unschedulable_is_visible():
     body = _training()
     tj = job(body, "g1", api.STAGE_TRAIN)
