@@ -17,7 +17,14 @@ from . import api, naming
 from .children import Owner, build_job, image_of, trainer_rbac
 from .config import OperatorConfig
 from .observe import JobState, JobView, PodsView, job_view, owned_by, pod_alive, pods_view
-from .status import append_history, desired_conditions, history_entry, merge_conditions, progress_display
+from .status import (
+    append_history,
+    desired_conditions,
+    history_entry,
+    merge_conditions,
+    preflight_cause,
+    progress_display,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +150,9 @@ def _number(value: Any) -> float | None:
 
 
 def _failure_message(name: str, view: JobView, pods: PodsView) -> str:
-    parts = [f"Job {name} failed ({view.reason})"]
+    cause = preflight_cause(pods.result)
+    parts = [cause] if cause else []
+    parts.append(f"Job {name} failed ({view.reason})")
     if view.message:
         parts.append(view.message)
     if pods.exit_code is not None:

@@ -223,6 +223,13 @@ def test_preflight_failure_reports_problems():
         {"file": "s3://corpus/cv/train.csv", "line": 3, "code": "missing-wav", "message": "no such key"}
     ]
     assert cond(d.status, "Validated")["status"] == "False"
+    # kubectl describe and Argo CD show only condition messages: they name the first problem and the count.
+    for ctype in ("Ready", "Stalled", "Validated"):
+        message = cond(d.status, ctype)["message"]
+        assert message.startswith(
+            "preflight found 1 problem; first: s3://corpus/cv/train.csv:3 [missing-wav] no such key; "
+        ), message
+        assert "exit code 65" in message
 
 
 def test_success_takes_model_metrics_checkpoint_from_termination_message():
