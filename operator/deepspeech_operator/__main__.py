@@ -11,6 +11,7 @@ import kopf
 from . import handlers, metrics
 from .config import ConfigError, parse
 from .k8s import Cluster, load_config
+from .timeouts import CallPolicy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     load_config()
-    handlers.configure(config, Cluster(pool_size=handlers.API_THREADS))
+    handlers.configure(config, Cluster(pool_size=handlers.API_THREADS, policy=CallPolicy.of(config)))
     metrics.serve(config.metrics_port)
     kopf.run(
         standalone=True,

@@ -32,9 +32,11 @@ import kopf
 from . import api, metrics, naming
 from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
+from .liveness import Watchdog
 from .observe import children_digest, project_job, project_pod
 from .reconcile import CreateJob, DeleteJob, EnsureObjects, decide
 from .status import merge_patch, progress_display
+from .timeouts import KopfTimeouts, liveness_stall_seconds
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +73,13 @@ class _State:
     # later runs and resumes of the same CR skip those three round trips. Dropped on CR deletion.
     rbac_ready: set[str]
     inflight: asyncio.Semaphore
+    watchdog: Watchdog  # the API calls running in the pool, for /healthz
 
     def __init__(self) -> None:
         self.poked = {}
         self.rbac_ready = set()
         self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+        self.watchdog = Watchdog()
 
 
 STATE = _State()
@@ -88,9 +92,14 @@ def configure(config: OperatorConfig, cluster: Cluster) -> None:
 
 
 async def _call(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking API call in the API thread pool."""
+    """Run a blocking API call in the API thread pool, watched from the moment a thread starts it."""
+
+    def tracked() -> T:
+        with STATE.watchdog.track(getattr(fn, "__name__", "API call")):
+            return fn(*args)
+
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(STATE.executor, fn, *args)
+    return await loop.run_in_executor(STATE.executor, tracked)
 
 
 def _now() -> str:
@@ -108,11 +117,14 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.reporting_component = api.OPERATOR_NAME
     settings.posting.reporting_instance = os.environ.get("HOSTNAME", api.OPERATOR_NAME)
     settings.posting.level = logging.INFO
-    # Reconnect watch streams that a load balancer silenced; the client waits longer than the server.
-    settings.watching.server_timeout = 600
-    settings.watching.client_timeout = 660
-    settings.networking.request_timeout = 60
-    settings.networking.connect_timeout = 10
+    # Bounded requests, and watch streams the server ends regularly and kopf drops when silent for longer:
+    # a connection that a NAT or load balancer silently dropped costs at most one timeout (timeouts.py).
+    timeouts = KopfTimeouts.of(STATE.config)
+    settings.networking.request_timeout = timeouts.request_timeout
+    settings.networking.connect_timeout = timeouts.connect_timeout
+    settings.watching.server_timeout = timeouts.watch_server_timeout
+    settings.watching.client_timeout = timeouts.watch_client_timeout
+    settings.watching.inactivity_timeout = timeouts.watch_inactivity_timeout
     # Server-side filtering: only our Jobs and Pods are ever listed or watched.
     settings.watching.label_selectors["batch", "v1", "jobs"] = api.MANAGED_BY_SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = api.MANAGED_BY_SELECTOR
@@ -150,6 +162,10 @@ async def login(logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any) 
 
 @kopf.on.probe(id="reconciles")
 def probe(**_: Any) -> dict[str, Any]:
+    """/healthz: fails (HTTP 500) while an API call outlives every bound its timeouts set (liveness.py)."""
+    stuck = STATE.watchdog.stuck(liveness_stall_seconds(STATE.config))
+    if stuck:
+        raise kopf.PermanentError(f"reconciliation is stuck: {stuck}")
     return {"time": _now()}
 
 
