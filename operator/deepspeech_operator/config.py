@@ -16,6 +16,8 @@ from . import api
 
 ENV_PREFIX = "DST_OPERATOR_"
 DEFAULT_IMAGE_REPOSITORY = "deepspeech-operator/trainer"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
@@ -51,6 +53,7 @@ class OperatorConfig:
     api_timeout_seconds: int = 20
     watch_timeout_seconds: int = 30
     liveness_stall_seconds: int = 0  # 0: derived from the API timeout and its retries (liveness.py)
+    own_service_account: str = ""  # "<namespace>/<name>": never lent to a trainer (accounts.py)
     verbose: bool = False
 
     def image_for(self, version: str) -> str:
@@ -118,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         "liveness-stall-seconds",
         "/healthz fails while an API call has run this long (default 0: its timeouts and retries plus 30 s)",
     )
+    add(
+        "own-service-account",
+        "the operator's own ServiceAccount, <namespace>/<name>, which spec.serviceAccountName may never name "
+        "(default: read from the in-cluster token)",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -163,6 +171,17 @@ def _images(value: str | None) -> dict[str, str]:
     return images
 
 
+def _account(value: str | None) -> str:
+    if not value:
+        return ""
+    namespace, sep, name = value.partition("/")
+    if not (sep and _DNS_LABEL.match(namespace) and _DNS_SUBDOMAIN.match(name)):
+        raise ConfigError(
+            f"--own-service-account ({_env('own-service-account')}): {value!r} is not <namespace>/<name>"
+        )
+    return value
+
+
 def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
     """Configuration from flags (and their environment variables)."""
     args = _parser().parse_args(argv)
@@ -198,6 +217,7 @@ def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
         api_timeout_seconds=_int(args.api_timeout_seconds, "api-timeout-seconds", 20, 1, 300),
         watch_timeout_seconds=_int(args.watch_timeout_seconds, "watch-timeout-seconds", 30, 5, 3600),
         liveness_stall_seconds=_int(args.liveness_stall_seconds, "liveness-stall-seconds", 0, 0, 86400),
+        own_service_account=_account(args.own_service_account),
         verbose=args.verbose,
     )
     for version, image in images.items():

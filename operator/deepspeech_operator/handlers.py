@@ -55,9 +55,9 @@ RECONCILE_CONCURRENCY = 24
 # 900 of 1 000 CRs within 3 s in bench/operator_scale.py) it opened one TLS connection per concurrent patch,
 # ~1 600 sockets kept alive afterwards, and RSS rose by ~450 MiB in that burst (buffers outside the Python heap).
 KOPF_CONNECTIONS = 32
-# Watch streams per watched namespace (or cluster-wide): DeepSpeechTrainings, Jobs, Pods. Each holds a
-# connection for as long as it runs, so the limit must leave room for all of them.
-WATCH_STREAMS = 3
+# Watch streams per watched namespace (or cluster-wide): DeepSpeechTrainings, Jobs, Pods, opted-in
+# ServiceAccounts. Each holds a connection for as long as it runs, so the limit must leave room for all.
+WATCH_STREAMS = 4
 
 T = TypeVar("T")
 
@@ -128,6 +128,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Server-side filtering: only our Jobs and Pods are ever listed or watched.
     settings.watching.label_selectors["batch", "v1", "jobs"] = api.MANAGED_BY_SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = api.MANAGED_BY_SELECTOR
+    settings.watching.label_selectors["", "v1", "serviceaccounts"] = api.TRAINER_ACCOUNT_SELECTOR
     settings.peering.standalone = True  # one replica, Recreate: no peering objects, no peering RBAC
     settings.scanning.disabled = True  # no CRD/namespace watching: the CRD is installed before us
 
@@ -180,6 +181,33 @@ async def dst_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, *
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
 async def dst_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, labels.get(api.LABEL_TRAINING)): project_pod(body)}
+
+
+# -- ServiceAccounts opted in for trainers (accounts.py) ------------------------------------------------
+
+
+@kopf.index("", "v1", "serviceaccounts", labels={api.LABEL_TRAINER_ACCOUNT: "true"})
+async def dst_accounts(namespace: str, name: str, **_: Any) -> dict[Any, Any]:
+    return {namespace: name}
+
+
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+async def dst_account_users(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any] | None:
+    account = spec.get("serviceAccountName")
+    return {(namespace, account): name} if account else None
+
+
+@kopf.on.event("", "v1", "serviceaccounts", labels={api.LABEL_TRAINER_ACCOUNT: "true"})
+async def account_event(
+    namespace: str, name: str, meta: kopf.Meta, dst_account_users: kopf.Index, **_: Any
+) -> None:
+    """An account was opted in (or out): wake the CRs that name it, so a waiting run goes on."""
+    cluster = STATE.cluster
+    if cluster is None:
+        return
+    value = f"account/{name}/{meta.get('resourceVersion')}"
+    for user in dst_account_users.get((namespace, name), []):
+        await _call(cluster.poke, namespace, user, value)
 
 
 def _parent_of(body: Mapping[str, Any]) -> str | None:
@@ -300,7 +328,12 @@ def _time_to_running(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
 
 
 async def reconcile(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_accounts: kopf.Index | None = None,
 ) -> None:
     """One reconcile; raises on API errors (callers decide how to retry). Returns None always."""
     meta = body["metadata"]
@@ -315,7 +348,10 @@ async def reconcile(
         raw = dict(body)
         # Read the indexes only now: waiting for a slot may have taken a while.
         jobs, pods = list(dst_jobs.get(key, [])), list(dst_pods.get(key, []))
-        decision = decide(raw, jobs, pods, STATE.config, _now())
+        accounts = (
+            frozenset(dst_accounts.get(meta["namespace"], [])) if dst_accounts is not None else frozenset()
+        )
+        decision = decide(raw, jobs, pods, STATE.config, _now(), accounts)
         try:
             await _apply(decision.actions, meta["uid"], body)
         except ForeignObjectError as exc:
@@ -379,12 +415,18 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
 @kopf.on.field(api.GROUP, api.VERSION, api.PLURAL, field=("metadata", "annotations", api.ANNOTATION_OBSERVED))
 async def training_changed(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_accounts: kopf.Index,
+    **_: Any,
 ) -> None:
     """The reconciler. Change handlers run only on a consistent body (kopf waits for its own last patch),
     and kopf retries them with backoff when they raise."""
     try:
-        await reconcile(body, patch, memo, dst_jobs, dst_pods)
+        await reconcile(body, patch, memo, dst_jobs, dst_pods, dst_accounts)
     except ForeignObjectError as exc:
         metrics.RECONCILE_ERRORS.inc()
         raise kopf.TemporaryError(str(exc), delay=30) from exc

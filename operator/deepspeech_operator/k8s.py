@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import api
+from .accounts import account_of_token
 from .observe import owned_by
 from .timeouts import CallPolicy, call_with_retries
 
@@ -23,9 +25,19 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
 
 class ForeignObjectError(RuntimeError):
     """An object with our deterministic name exists but another controller owns it."""
+
+
+def own_account() -> str | None:
+    """The operator's own ServiceAccount ("<namespace>/<name>") from its in-cluster token; None outside."""
+    try:
+        return account_of_token(SERVICE_ACCOUNT_TOKEN.read_text())
+    except OSError:
+        return None
 
 
 def load_config() -> None:
