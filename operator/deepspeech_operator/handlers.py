@@ -102,6 +102,17 @@ async def _call(fn: Callable[..., T], *args: Any) -> T:
     return await loop.run_in_executor(STATE.executor, tracked)
 
 
+async def _wake(cluster: Cluster, namespace: str, name: str, value: str) -> None:
+    """Write the observed-child annotation. A failure (after the call's own retries) leaves the CR owed
+    a wake-up until one is delivered or it is reconciled (liveness.py)."""
+    try:
+        await _call(cluster.poke, namespace, name, value)
+    except Exception:
+        STATE.watchdog.owe(f"{namespace}/{name}")
+        raise
+    STATE.watchdog.settle(f"{namespace}/{name}")
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -207,7 +218,7 @@ async def account_event(
         return
     value = f"account/{name}/{meta.get('resourceVersion')}"
     for user in dst_account_users.get((namespace, name), []):
-        await _call(cluster.poke, namespace, user, value)
+        await _wake(cluster, namespace, user, value)
 
 
 def _parent_of(body: Mapping[str, Any]) -> str | None:
@@ -243,7 +254,7 @@ async def _poke(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index) -> 
     # event loop) do not send the same value twice; undone when the write fails so the next event retries.
     STATE.poked[(namespace, parent)] = value
     try:
-        await _call(cluster.poke, namespace, parent, value)
+        await _wake(cluster, namespace, parent, value)
     except Exception:
         if STATE.poked.get((namespace, parent)) == value:
             STATE.poked.pop((namespace, parent), None)
@@ -369,6 +380,7 @@ async def reconcile(
     metrics.PHASES.set(meta["namespace"], meta["name"], decision.status.get("phase"))
     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
     memo.reconciled = rv
+    STATE.watchdog.settle(f"{meta['namespace']}/{meta['name']}")  # whatever wake-up it was owed, it is awake
 
 
 def progress_poke(status: Mapping[str, Any]) -> str | None:
@@ -391,6 +403,7 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         metrics.PHASES.set(meta["namespace"], meta["name"], None)
         STATE.poked.pop(key, None)
         STATE.rbac_ready.discard(meta.get("uid", ""))
+        STATE.watchdog.settle(f"{meta['namespace']}/{meta['name']}")
         return
     if key not in STATE.poked:
         # First sight (start-up listing or a new CR): what it carries is what a poke would compare with.
@@ -403,7 +416,7 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         return
     STATE.poked[key] = value
     try:
-        await _call(cluster.poke, meta["namespace"], meta["name"], value)
+        await _wake(cluster, meta["namespace"], meta["name"], value)
     except Exception:
         if STATE.poked.get(key) == value:
             STATE.poked.pop(key, None)
