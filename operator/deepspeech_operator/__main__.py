@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -10,7 +11,8 @@ import kopf
 
 from . import handlers, metrics
 from .config import ConfigError, parse
-from .k8s import Cluster, load_config
+from .k8s import Cluster, load_config, own_account
+from .timeouts import CallPolicy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     load_config()
-    handlers.configure(config, Cluster(pool_size=handlers.API_THREADS))
+    if not config.own_service_account:
+        config = dataclasses.replace(config, own_service_account=own_account() or "")
+    handlers.configure(config, Cluster(pool_size=handlers.API_THREADS, policy=CallPolicy.of(config)))
     metrics.serve(config.metrics_port)
     kopf.run(
         standalone=True,

@@ -68,6 +68,11 @@ ANNOTATION_OBSERVED = f"observed.{GROUP}/child"
 KOPF_PREFIX = GROUP
 KOPF_FINALIZER = f"{GROUP}/finalizer"
 
+# A ServiceAccount carrying this label (value "true") may be named in spec.serviceAccountName of a
+# DeepSpeechTraining in its namespace: set by someone who may edit ServiceAccounts there (docs/security.md).
+LABEL_TRAINER_ACCOUNT = f"{GROUP}/trainer-account"
+TRAINER_ACCOUNT_SELECTOR = f"{LABEL_TRAINER_ACCOUNT}=true"
+
 # Labels/annotations set by other systems that the operator reads or must respect.
 LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 LABEL_JOB_NAME = "batch.kubernetes.io/job-name"

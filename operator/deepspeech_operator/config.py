@@ -16,6 +16,8 @@ from . import api
 
 ENV_PREFIX = "DST_OPERATOR_"
 DEFAULT_IMAGE_REPOSITORY = "deepspeech-operator/trainer"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
@@ -45,6 +47,13 @@ class OperatorConfig:
     preflight_grace_seconds: int = 30
     run_as_user: int = 1000
     history_limit: int = 10
+    # Every API request of the operator (its own calls and kopf's) gives up after this long and is retried;
+    # a watch stream is ended by the server after watch_timeout_seconds and dropped by the operator when it
+    # stays silent for longer (a dead connection). See timeouts.py and docs/operator.md.
+    api_timeout_seconds: int = 20
+    watch_timeout_seconds: int = 30
+    liveness_stall_seconds: int = 0  # 0: derived from the API timeout and its retries (liveness.py)
+    own_service_account: str = ""  # "<namespace>/<name>": never lent to a trainer (accounts.py)
     verbose: bool = False
 
     def image_for(self, version: str) -> str:
@@ -101,6 +110,25 @@ def _parser() -> argparse.ArgumentParser:
     add("train-grace-seconds", "terminationGracePeriodSeconds of training pods (default 300)")
     add("run-as-user", "UID the trainer runs as (default 1000)")
     add("history-limit", "runs kept in status.history (default 10, at most 20)")
+    add(
+        "api-timeout-seconds",
+        "timeout of one API request of the operator; a request that times out is retried with backoff "
+        "on a fresh connection (default 20)",
+    )
+    add(
+        "watch-timeout-seconds",
+        "the API server ends each watch after this long; a watch silent for 10 s longer is presumed dead "
+        "and reopened (default 30)",
+    )
+    add(
+        "liveness-stall-seconds",
+        "/healthz fails while an API call has run this long (default 0: its timeouts and retries plus 30 s)",
+    )
+    add(
+        "own-service-account",
+        "the operator's own ServiceAccount, <namespace>/<name>, which spec.serviceAccountName may never name "
+        "(default: read from the in-cluster token)",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -146,6 +174,17 @@ def _images(value: str | None) -> dict[str, str]:
     return images
 
 
+def _account(value: str | None) -> str:
+    if not value:
+        return ""
+    namespace, sep, name = value.partition("/")
+    if not (sep and _DNS_LABEL.match(namespace) and _DNS_SUBDOMAIN.match(name)):
+        raise ConfigError(
+            f"--own-service-account ({_env('own-service-account')}): {value!r} is not <namespace>/<name>"
+        )
+    return value
+
+
 def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
     """Configuration from flags (and their environment variables)."""
     args = _parser().parse_args(argv)
@@ -178,6 +217,10 @@ def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
         train_grace_seconds=_int(args.train_grace_seconds, "train-grace-seconds", 300, 0, 86400),
         run_as_user=_int(args.run_as_user, "run-as-user", 1000, 1, 2**31 - 1),
         history_limit=_int(args.history_limit, "history-limit", 10, 1, 20),
+        api_timeout_seconds=_int(args.api_timeout_seconds, "api-timeout-seconds", 20, 1, 300),
+        watch_timeout_seconds=_int(args.watch_timeout_seconds, "watch-timeout-seconds", 30, 5, 3600),
+        liveness_stall_seconds=_int(args.liveness_stall_seconds, "liveness-stall-seconds", 0, 0, 86400),
+        own_service_account=_account(args.own_service_account),
         verbose=args.verbose,
     )
     for version, image in images.items():

@@ -32,9 +32,11 @@ import kopf
 from . import api, metrics, naming
 from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
+from .liveness import Watchdog
 from .observe import children_digest, project_job, project_pod
 from .reconcile import CreateJob, DeleteJob, EnsureObjects, decide
 from .status import merge_patch, progress_display
+from .timeouts import KopfTimeouts, liveness_stall_seconds
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,9 @@ RECONCILE_CONCURRENCY = 24
 # 900 of 1 000 CRs within 3 s in bench/operator_scale.py) it opened one TLS connection per concurrent patch,
 # ~1 600 sockets kept alive afterwards, and RSS rose by ~450 MiB in that burst (buffers outside the Python heap).
 KOPF_CONNECTIONS = 32
-# Watch streams per watched namespace (or cluster-wide): DeepSpeechTrainings, Jobs, Pods. Each holds a
-# connection for as long as it runs, so the limit must leave room for all of them.
-WATCH_STREAMS = 3
+# Watch streams per watched namespace (or cluster-wide): DeepSpeechTrainings, Jobs, Pods, opted-in
+# ServiceAccounts. Each holds a connection for as long as it runs, so the limit must leave room for all.
+WATCH_STREAMS = 4
 
 T = TypeVar("T")
 
@@ -71,11 +73,13 @@ class _State:
     # later runs and resumes of the same CR skip those three round trips. Dropped on CR deletion.
     rbac_ready: set[str]
     inflight: asyncio.Semaphore
+    watchdog: Watchdog  # the API calls running in the pool, for /healthz
 
     def __init__(self) -> None:
         self.poked = {}
         self.rbac_ready = set()
         self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+        self.watchdog = Watchdog()
 
 
 STATE = _State()
@@ -88,9 +92,25 @@ def configure(config: OperatorConfig, cluster: Cluster) -> None:
 
 
 async def _call(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking API call in the API thread pool."""
+    """Run a blocking API call in the API thread pool, watched from the moment a thread starts it."""
+
+    def tracked() -> T:
+        with STATE.watchdog.track(getattr(fn, "__name__", "API call")):
+            return fn(*args)
+
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(STATE.executor, fn, *args)
+    return await loop.run_in_executor(STATE.executor, tracked)
+
+
+async def _wake(cluster: Cluster, namespace: str, name: str, value: str) -> None:
+    """Write the observed-child annotation. A failure (after the call's own retries) leaves the CR owed
+    a wake-up until one is delivered or it is reconciled (liveness.py)."""
+    try:
+        await _call(cluster.poke, namespace, name, value)
+    except Exception:
+        STATE.watchdog.owe(f"{namespace}/{name}")
+        raise
+    STATE.watchdog.settle(f"{namespace}/{name}")
 
 
 def _now() -> str:
@@ -108,14 +128,18 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.reporting_component = api.OPERATOR_NAME
     settings.posting.reporting_instance = os.environ.get("HOSTNAME", api.OPERATOR_NAME)
     settings.posting.level = logging.INFO
-    # Reconnect watch streams that a load balancer silenced; the client waits longer than the server.
-    settings.watching.server_timeout = 600
-    settings.watching.client_timeout = 660
-    settings.networking.request_timeout = 60
-    settings.networking.connect_timeout = 10
+    # Bounded requests, and watch streams the server ends regularly and kopf drops when silent for longer:
+    # a connection that a NAT or load balancer silently dropped costs at most one timeout (timeouts.py).
+    timeouts = KopfTimeouts.of(STATE.config)
+    settings.networking.request_timeout = timeouts.request_timeout
+    settings.networking.connect_timeout = timeouts.connect_timeout
+    settings.watching.server_timeout = timeouts.watch_server_timeout
+    settings.watching.client_timeout = timeouts.watch_client_timeout
+    settings.watching.inactivity_timeout = timeouts.watch_inactivity_timeout
     # Server-side filtering: only our Jobs and Pods are ever listed or watched.
     settings.watching.label_selectors["batch", "v1", "jobs"] = api.MANAGED_BY_SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = api.MANAGED_BY_SELECTOR
+    settings.watching.label_selectors["", "v1", "serviceaccounts"] = api.TRAINER_ACCOUNT_SELECTOR
     settings.peering.standalone = True  # one replica, Recreate: no peering objects, no peering RBAC
     settings.scanning.disabled = True  # no CRD/namespace watching: the CRD is installed before us
 
@@ -150,6 +174,10 @@ async def login(logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any) 
 
 @kopf.on.probe(id="reconciles")
 def probe(**_: Any) -> dict[str, Any]:
+    """/healthz: fails (HTTP 500) while an API call outlives every bound its timeouts set (liveness.py)."""
+    stuck = STATE.watchdog.stuck(liveness_stall_seconds(STATE.config))
+    if stuck:
+        raise kopf.PermanentError(f"reconciliation is stuck: {stuck}")
     return {"time": _now()}
 
 
@@ -164,6 +192,33 @@ async def dst_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, *
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
 async def dst_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, labels.get(api.LABEL_TRAINING)): project_pod(body)}
+
+
+# -- ServiceAccounts opted in for trainers (accounts.py) ------------------------------------------------
+
+
+@kopf.index("", "v1", "serviceaccounts", labels={api.LABEL_TRAINER_ACCOUNT: "true"})
+async def dst_accounts(namespace: str, name: str, **_: Any) -> dict[Any, Any]:
+    return {namespace: name}
+
+
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+async def dst_account_users(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any] | None:
+    account = spec.get("serviceAccountName")
+    return {(namespace, account): name} if account else None
+
+
+@kopf.on.event("", "v1", "serviceaccounts", labels={api.LABEL_TRAINER_ACCOUNT: "true"})
+async def account_event(
+    namespace: str, name: str, meta: kopf.Meta, dst_account_users: kopf.Index, **_: Any
+) -> None:
+    """An account was opted in (or out): wake the CRs that name it, so a waiting run goes on."""
+    cluster = STATE.cluster
+    if cluster is None:
+        return
+    value = f"account/{name}/{meta.get('resourceVersion')}"
+    for user in dst_account_users.get((namespace, name), []):
+        await _wake(cluster, namespace, user, value)
 
 
 def _parent_of(body: Mapping[str, Any]) -> str | None:
@@ -199,7 +254,7 @@ async def _poke(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index) -> 
     # event loop) do not send the same value twice; undone when the write fails so the next event retries.
     STATE.poked[(namespace, parent)] = value
     try:
-        await _call(cluster.poke, namespace, parent, value)
+        await _wake(cluster, namespace, parent, value)
     except Exception:
         if STATE.poked.get((namespace, parent)) == value:
             STATE.poked.pop((namespace, parent), None)
@@ -284,7 +339,12 @@ def _time_to_running(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
 
 
 async def reconcile(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_accounts: kopf.Index | None = None,
 ) -> None:
     """One reconcile; raises on API errors (callers decide how to retry). Returns None always."""
     meta = body["metadata"]
@@ -299,7 +359,10 @@ async def reconcile(
         raw = dict(body)
         # Read the indexes only now: waiting for a slot may have taken a while.
         jobs, pods = list(dst_jobs.get(key, [])), list(dst_pods.get(key, []))
-        decision = decide(raw, jobs, pods, STATE.config, _now())
+        accounts = (
+            frozenset(dst_accounts.get(meta["namespace"], [])) if dst_accounts is not None else frozenset()
+        )
+        decision = decide(raw, jobs, pods, STATE.config, _now(), accounts)
         try:
             await _apply(decision.actions, meta["uid"], body)
         except ForeignObjectError as exc:
@@ -317,6 +380,7 @@ async def reconcile(
     metrics.PHASES.set(meta["namespace"], meta["name"], decision.status.get("phase"))
     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
     memo.reconciled = rv
+    STATE.watchdog.settle(f"{meta['namespace']}/{meta['name']}")  # whatever wake-up it was owed, it is awake
 
 
 def progress_poke(status: Mapping[str, Any]) -> str | None:
@@ -339,6 +403,7 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         metrics.PHASES.set(meta["namespace"], meta["name"], None)
         STATE.poked.pop(key, None)
         STATE.rbac_ready.discard(meta.get("uid", ""))
+        STATE.watchdog.settle(f"{meta['namespace']}/{meta['name']}")
         return
     if key not in STATE.poked:
         # First sight (start-up listing or a new CR): what it carries is what a poke would compare with.
@@ -351,7 +416,7 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         return
     STATE.poked[key] = value
     try:
-        await _call(cluster.poke, meta["namespace"], meta["name"], value)
+        await _wake(cluster, meta["namespace"], meta["name"], value)
     except Exception:
         if STATE.poked.get(key) == value:
             STATE.poked.pop(key, None)
@@ -363,12 +428,18 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
 @kopf.on.field(api.GROUP, api.VERSION, api.PLURAL, field=("metadata", "annotations", api.ANNOTATION_OBSERVED))
 async def training_changed(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_accounts: kopf.Index,
+    **_: Any,
 ) -> None:
     """The reconciler. Change handlers run only on a consistent body (kopf waits for its own last patch),
     and kopf retries them with backoff when they raise."""
     try:
-        await reconcile(body, patch, memo, dst_jobs, dst_pods)
+        await reconcile(body, patch, memo, dst_jobs, dst_pods, dst_accounts)
     except ForeignObjectError as exc:
         metrics.RECONCILE_ERRORS.inc()
         raise kopf.TemporaryError(str(exc), delay=30) from exc

@@ -1,26 +1,43 @@
 """The imperative edge towards the API server (official kubernetes client, pinned below 37).
 
 Every call is idempotent: create answers 409 with "adopt it if it is ours", delete answers 404 with "done".
+That is what makes retrying them safe: every call has a timeout and is retried with backoff (timeouts.py),
+and a create whose answer was lost meets its own object on the retry and adopts it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import api
+from .accounts import account_of_token
 from .observe import owned_by
+from .timeouts import CallPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 class ForeignObjectError(RuntimeError):
     """An object with our deterministic name exists but another controller owns it."""
+
+
+def own_account() -> str | None:
+    """The operator's own ServiceAccount ("<namespace>/<name>") from its in-cluster token; None outside."""
+    try:
+        return account_of_token(SERVICE_ACCOUNT_TOKEN.read_text())
+    except OSError:
+        return None
 
 
 def load_config() -> None:
@@ -38,18 +55,40 @@ def _discard(response: Any) -> None:
 
 
 class Cluster:
-    def __init__(self, api_client: client.ApiClient | None = None, pool_size: int = 16) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient | None = None,
+        pool_size: int = 16,
+        policy: CallPolicy | None = None,
+    ) -> None:
+        self.policy = policy or CallPolicy()
         if api_client is None:
             # One pooled connection per API thread (handlers.API_THREADS): the default pool (5 per CPU)
             # would open and discard extra connections under a burst of concurrent creates.
             configuration = client.Configuration.get_default_copy()
             configuration.connection_pool_maxsize = pool_size
+            # Retries are ours (call_with_retries), not urllib3's: its default also retries reads on
+            # timeouts, multiplying the time a call can take on a dead path.
+            configuration.retries = False
             api_client = client.ApiClient(configuration)
         self.client = api_client
         self.batch = client.BatchV1Api(self.client)
         self.core = client.CoreV1Api(self.client)
         self.rbac = client.RbacAuthorizationV1Api(self.client)
         self.custom = client.CustomObjectsApi(self.client)
+
+    def _drop_idle_connections(self) -> None:
+        """After a timeout or a broken connection: close the pooled ones, so the retry opens a fresh one."""
+        log.warning("API connection timed out or broke: closing pooled connections")
+        self.client.rest_client.pool_manager.clear()
+
+    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        return call_with_retries(fn, self.policy, self._drop_idle_connections, what)
+
+    def _options(self) -> dict[str, Any]:
+        """Keyword arguments of every client call. `_preload_content=False`: the response is read raw (see
+        _discard); the model deserialisation costs more CPU than the request itself."""
+        return {"_request_timeout": self.policy.request_timeout, "_preload_content": False}
 
     # -- reads used for 409 adoption -------------------------------------------------------------------
     def _read(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,8 +99,9 @@ class Cluster:
             "Role": self.rbac.read_namespaced_role,
             "RoleBinding": self.rbac.read_namespaced_role_binding,
         }
-        found = readers[kind](name, ns, _preload_content=False)
-        return json.loads(found.data)
+        return self._retrying(
+            f"read {kind} {ns}/{name}", lambda: json.loads(readers[kind](name, ns, **self._options()).data)
+        )
 
     def _create(self, obj: Mapping[str, Any]) -> None:
         kind, ns = obj["kind"], obj["metadata"]["namespace"]
@@ -71,9 +111,10 @@ class Cluster:
             "Role": self.rbac.create_namespaced_role,
             "RoleBinding": self.rbac.create_namespaced_role_binding,
         }
-        # The response is not needed: _preload_content=False skips the client's model deserialisation,
-        # which costs more CPU than the request itself (a Job is a deep tree of generated classes).
-        _discard(creators[kind](ns, obj, field_manager=api.OPERATOR_NAME, _preload_content=False))
+        self._retrying(
+            f"create {kind} {ns}/{obj['metadata']['name']}",
+            lambda: _discard(creators[kind](ns, obj, field_manager=api.OPERATOR_NAME, **self._options())),
+        )
 
     def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
         """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
@@ -93,10 +134,13 @@ class Cluster:
 
     def delete_job(self, namespace: str, name: str, propagation: str) -> None:
         try:
-            _discard(
-                self.batch.delete_namespaced_job(
-                    name, namespace, propagation_policy=propagation, _preload_content=False
-                )
+            self._retrying(
+                f"delete Job {namespace}/{name}",
+                lambda: _discard(
+                    self.batch.delete_namespaced_job(
+                        name, namespace, propagation_policy=propagation, **self._options()
+                    )
+                ),
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -106,10 +150,13 @@ class Cluster:
         """Touch the CR's observed-child annotation so kopf delivers a CR event to the reconciler."""
         body = {"metadata": {"annotations": {api.ANNOTATION_OBSERVED: value}}}
         try:
-            _discard(
-                self.custom.patch_namespaced_custom_object(
-                    api.GROUP, api.VERSION, namespace, api.PLURAL, name, body, _preload_content=False
-                )
+            self._retrying(
+                f"annotate {api.KIND} {namespace}/{name}",
+                lambda: _discard(
+                    self.custom.patch_namespaced_custom_object(
+                        api.GROUP, api.VERSION, namespace, api.PLURAL, name, body, **self._options()
+                    )
+                ),
             )
         except ApiException as exc:
             if exc.status != 404:  # the CR is gone: nothing to wake

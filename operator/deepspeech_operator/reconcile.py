@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from . import api, naming
+from .accounts import opt_in_refusal, own_account_refusal
 from .children import Owner, build_job, image_of, trainer_rbac
 from .config import OperatorConfig
 from .observe import JobState, JobView, PodsView, job_view, owned_by, pod_alive, pods_view
@@ -22,6 +23,7 @@ from .status import (
     desired_conditions,
     history_entry,
     merge_conditions,
+    preflight_cause,
     progress_display,
     smoke_test_status,
 )
@@ -77,6 +79,7 @@ WARNING_REASONS = frozenset(
         "PreflightFailed",
         "Failed",
         "JobDeleted",
+        "ServiceAccountNotAllowed",
     }
 )
 
@@ -150,7 +153,9 @@ def _number(value: Any) -> float | None:
 
 
 def _failure_message(name: str, view: JobView, pods: PodsView) -> str:
-    parts = [f"Job {name} failed ({view.reason})"]
+    cause = preflight_cause(pods.result)
+    parts = [cause] if cause else []
+    parts.append(f"Job {name} failed ({view.reason})")
     if view.message:
         parts.append(view.message)
     if pods.exit_code is not None:
@@ -172,8 +177,10 @@ class _Run:
         pods: Sequence[Mapping[str, Any]],
         config: OperatorConfig,
         now: str,
+        trainer_accounts: Collection[str] = (),
     ) -> None:
         self.body = body
+        self.trainer_accounts = trainer_accounts
         self.meta = body["metadata"]
         self.spec: Mapping[str, Any] = body.get("spec") or {}
         self.old: Mapping[str, Any] = body.get("status") or {}
@@ -256,7 +263,9 @@ def _validate(r: _Run) -> str:
             f"spec.deepspeech.image {image!r} does not start with an allowed prefix "
             f"({', '.join(r.config.allowed_image_prefixes)})"
         )
-    return ""
+    return own_account_refusal(
+        r.owner.namespace, r.spec.get("serviceAccountName"), r.config.own_service_account
+    )
 
 
 def _validated_from_status(r: _Run) -> tuple[str, str, str]:
@@ -399,6 +408,11 @@ def _process_stage(r: _Run) -> None:
                     f"waiting for {len(blocking)} pod(s) of earlier Jobs to stop",
                 )
                 return
+            refusal = opt_in_refusal(r.owner.namespace, r.spec.get("serviceAccountName"), r.trainer_accounts)
+            if refusal:
+                # Waits instead of failing: the account may be labelled (or created) after the CR.
+                r.set(api.PHASE_PENDING, "ServiceAccountNotAllowed", refusal)
+                return
             # Idempotent: creates only what is missing, so a restart between the two is harmless.
             r.actions.append(EnsureObjects(trainer_rbac(r.owner, r.spec)))
             r.actions.append(
@@ -493,9 +507,11 @@ def decide(
     pods: Sequence[Mapping[str, Any]],
     config: OperatorConfig,
     now: str,
+    trainer_accounts: Collection[str] = (),
 ) -> Decision:
-    """What to do for one DeepSpeechTraining, given its Jobs and Pods (projections, see observe.py)."""
-    r = _Run(body, jobs, pods, config, now)
+    """What to do for one DeepSpeechTraining, given its Jobs and Pods (projections, see observe.py) and
+    the ServiceAccounts of its namespace opted in for trainers (accounts.py)."""
+    r = _Run(body, jobs, pods, config, now, trainer_accounts)
     new_run = _start_run_if_needed(r)
     _cleanup_other_runs(r)
     problem = _validate(r)

@@ -339,7 +339,9 @@ def spec_schema() -> Schema:
                 default={},
             ),
             "serviceAccountName": _str(
-                "Run the trainer as this ServiceAccount (workload identity such as IRSA); default: the "
+                "Run the trainer as this ServiceAccount (workload identity such as IRSA); it must carry "
+                "the label training.deepspeech.dev/trainer-account=true (set by whoever may edit "
+                "ServiceAccounts here), else the run waits; never the operator's own. Default: the "
                 "operator-managed <name>-trainer account.",
                 pattern=DNS_SUBDOMAIN,
             ),

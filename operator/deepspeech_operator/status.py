@@ -113,6 +113,36 @@ def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[s
     return patch
 
 
+def preflight_cause(result: Mapping[str, Any] | None) -> str:
+    """The first problem of a failed preflight and how many there were, for condition messages: kubectl
+    describe and Argo CD show only the message, so it must name the cause, not only the exit code."""
+    if not result or result.get("kind") != api.STAGE_PREFLIGHT:
+        return ""
+    problems = [p for p in result.get("problems") or [] if isinstance(p, Mapping)]
+    count = result.get("problemCount")
+    if not isinstance(count, int) or isinstance(count, bool) or count < len(problems):
+        count = len(problems)
+    if not count:
+        return ""
+    text = f"preflight found {count} problem{'s' if count != 1 else ''}"
+    if not problems:
+        return text
+    first = problems[0]
+    where = str(first.get("file") or "")
+    if isinstance(first.get("line"), int) and first["line"] > 0:
+        where += f":{first['line']}"
+    detail = " ".join(
+        part
+        for part in (
+            where,
+            f"[{first['code']}]" if first.get("code") else "",
+            str(first.get("message") or ""),
+        )
+        if part
+    )
+    return f"{text}; first: {detail[:300]}" if detail else text
+
+
 def progress_display(progress: Mapping[str, Any] | None) -> str | None:
     """`epoch/epochs` for the Epoch printer column (JSONPath cannot concatenate)."""
     if not progress or progress.get("epochs") is None:

@@ -84,7 +84,7 @@ hold itself.
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [create, get]
+  verbs: [create, get, list, watch]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [create, get]

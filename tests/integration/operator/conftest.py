@@ -44,9 +44,15 @@ class OperatorProcess:
     with `config_env` configured only by that environment (e.g. exactly a chart Deployment's env)."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str, log: Path, config_env: dict[str, str] | None = None
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log: Path,
+        config_env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.kubeconfig, self.namespace, self.log, self.config_env = kubeconfig, namespace, log, config_env
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
         self.metrics_port = 0
         self.liveness_port = 0
@@ -56,7 +62,7 @@ class OperatorProcess:
         if self.config_env is None:
             self.metrics_port, self.liveness_port = free_port(), free_port()
             argv += ["--namespaces", self.namespace, "--metrics-port", str(self.metrics_port)]
-            argv += ["--liveness-port", str(self.liveness_port)]
+            argv += ["--liveness-port", str(self.liveness_port), *self.extra_args]
             env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         else:
             inherited = {

@@ -42,11 +42,12 @@ NON_DEFAULT = {
         "preflight": {"cpu": "500m", "memory": "1Gi"},
     },
     "historyLimit": 20,
+    "apiServer": {"timeoutSeconds": 10, "watchTimeoutSeconds": 120},
     "verbose": True,
     "extraEnv": [{"name": "TZ", "value": "UTC"}],
     "serviceAccount": {"create": True, "name": "dst-operator", "annotations": {"team": "speech"}},
     "rbac": {"create": True, "userRoles": True, "aggregateToDefaultRoles": False},
-    "livenessProbe": {"port": 9091},
+    "livenessProbe": {"port": 9091, "stallSeconds": 600},
     "metrics": {
         "port": 9090,
         "service": {"enabled": True, "port": 9090},
@@ -144,6 +145,9 @@ def test_helm_lint_strict_is_clean():
         {"trainer": {"images": {"0.9.4": "deepspeech-operator/trainer:x"}}},  # unknown DeepSpeech version
         {"trainer": {"train": {"memory": "16 GB"}}},  # not a quantity
         {"historyLimit": 50},  # the operator allows at most 20
+        {"apiServer": {"timeoutSeconds": 0}},  # the operator needs at least 1
+        {"apiServer": {"watchTimeout": 30}},  # typo
+        {"livenessProbe": {"stallSeconds": -1}},
         {"metrics": {"serviceMonitor": {"enabled": "yes"}}},  # wrong type
         {"watchNamespaces": ["Speech"]},  # not a namespace name
         {"securityContext": {"readOnlyRootFilesystm": True}},
@@ -231,6 +235,11 @@ def test_deployment_env_is_what_the_operator_parses(monkeypatch):
     assert config.train_defaults.memory == "32Gi" and config.train_defaults.shared_memory == "4Gi"
     assert config.preflight_resources.cpu == "500m"
     assert (config.train_grace_seconds, config.run_as_user, config.history_limit) == (600, 2000, 20)
+    assert (config.api_timeout_seconds, config.watch_timeout_seconds, config.liveness_stall_seconds) == (
+        10,
+        120,
+        600,
+    )
     assert config.verbose is True
     assert env["TZ"] == "UTC"
     defaults = parse_env(container_env(one(render(), "Deployment")), monkeypatch)

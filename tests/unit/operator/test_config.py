@@ -11,6 +11,11 @@ def test_defaults(monkeypatch):
             monkeypatch.delenv(key)
     c = parse([])
     assert c.namespaces == () and c.metrics_port == 8080 and c.liveness_port == 8081
+    assert (c.api_timeout_seconds, c.watch_timeout_seconds, c.liveness_stall_seconds) == (20, 30, 0)
+    assert c.own_service_account == ""
+    assert parse(["--own-service-account", "ops/deepspeech-operator"]).own_service_account == (
+        "ops/deepspeech-operator"
+    )
     assert c.image_for("0.6.1") == "deepspeech-operator/trainer:0.6.1"
     assert c.allowed_image_prefixes == ("deepspeech-operator/trainer:",)
     assert c.image_allowed("deepspeech-operator/trainer:x") and not c.image_allowed("other/trainer:x")
@@ -51,6 +56,11 @@ def test_flags_and_env(monkeypatch):
         (["--images", "0.9.3=evil/x:1"], "--images"),
         (["--image-pull-policy", "Sometimes"], "--image-pull-policy"),
         (["--history-limit", "50"], "--history-limit"),
+        (["--api-timeout-seconds", "0"], "--api-timeout-seconds"),
+        (["--watch-timeout-seconds", "2"], "--watch-timeout-seconds"),
+        (["--liveness-stall-seconds", "-1"], "--liveness-stall-seconds"),
+        (["--own-service-account", "just-a-name"], "--own-service-account"),
+        (["--own-service-account", "Ops/x"], "--own-service-account"),
     ],
 )
 def test_bad_values_name_the_flag(argv, names):

@@ -160,6 +160,11 @@ def test_failed_poke_is_retried_by_the_next_event(state):
     with pytest.raises(RuntimeError):
         asyncio.run(handlers.job_event(body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
     assert ("speech", "en") not in state.poked
+    # Owed until delivered: with no further event, liveness reports it once it is older than its bound.
+    assert state.watchdog.stuck(-1) == "wake-up of speech/en undelivered for 0s, longer than -1s"
+    state.cluster.poke = FakeCluster().poke
+    asyncio.run(handlers.job_event(body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+    assert state.watchdog.stuck(-1) is None
 
 
 def test_progress_poke_only_when_the_display_is_stale():

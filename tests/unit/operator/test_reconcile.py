@@ -232,6 +232,13 @@ def test_preflight_failure_reports_problems():
         {"file": "s3://corpus/cv/train.csv", "line": 3, "code": "missing-wav", "message": "no such key"}
     ]
     assert cond(d.status, "Validated")["status"] == "False"
+    # kubectl describe and Argo CD show only condition messages: they name the first problem and the count.
+    for ctype in ("Ready", "Stalled", "Validated"):
+        message = cond(d.status, ctype)["message"]
+        assert message.startswith(
+            "preflight found 1 problem; first: s3://corpus/cv/train.csv:3 [missing-wav] no such key; "
+        ), message
+        assert "exit code 65" in message
 
 
 def test_success_takes_model_metrics_checkpoint_from_termination_message():
@@ -572,3 +579,26 @@ def test_settled_decision_patches_nothing_and_emits_nothing():
         assert merge_patch(settled["status"], again.status) == {}, label
         assert again.events == [], label
         assert again.actions == [], label
+
+
+def test_the_trainers_own_preflight_message_names_its_first_problem_and_count():
+    """Round trip through the trainer's writer (preflight.termination_payload, fitted to 4096 bytes by
+    report.fit_message): with more problems than fit, the count is still the real one."""
+    from deepspeech_trainer.csvdata import Problem
+    from deepspeech_trainer.preflight import termination_payload
+    from deepspeech_trainer.report import fit_message
+    from deepspeech_trainer.validation import Report
+
+    problems = [
+        Problem("s3://corpus/cv/train.csv", n + 2, "csv_syntax", "expected 3 fields, saw 2 " + "x" * 80)
+        for n in range(120)
+    ]
+    report = Report(False, 500, problems, 120, {"csv_syntax": 120}, [], "derived")
+    message = fit_message(termination_payload(report)).decode()
+    assert len(json.loads(message)["problems"]) < 120  # dropped to fit
+    body = after(cr(), step(cr()))
+    pj = job(body, "g1", api.STAGE_PREFLIGHT, "failed", reason="PodFailurePolicy")
+    d = step(body, [pj], [pod(pj, "Failed", exit_code=65, message=message)])
+    assert cond(d.status, "Stalled")["message"].startswith(
+        "preflight found 120 problems; first: s3://corpus/cv/train.csv:2 [csv_syntax] expected 3 fields"
+    )

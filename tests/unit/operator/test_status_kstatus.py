@@ -17,6 +17,7 @@ from deepspeech_operator.status import (
     history_entry,
     merge_conditions,
     merge_patch,
+    preflight_cause,
     progress_display,
 )
 
@@ -251,3 +252,35 @@ def test_history_entry_and_bounds():
     assert hist == [{"id": "g1"}, {"id": "g2", "phase": "Failed"}]
     assert append_history(None, None, 3) == []
     assert len(append_history([{"id": str(i)} for i in range(5)], {"id": "x"}, 3)) == 3
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (None, ""),
+        ({"kind": "train", "ok": False, "error": "boom"}, ""),
+        ({"kind": "preflight", "ok": True, "problemCount": 0, "problems": []}, ""),
+        (
+            {
+                "kind": "preflight",
+                "problemCount": 7,
+                "problems": [{"file": "s3://c/dev.csv", "line": 12, "code": "csv_syntax", "message": "bad"}],
+            },
+            "preflight found 7 problems; first: s3://c/dev.csv:12 [csv_syntax] bad",
+        ),
+        # A problem without a line (line 0: the file itself) names only the file.
+        (
+            {"kind": "preflight", "problemCount": 1, "problems": [{"file": "spec", "line": 0, "code": "x"}]},
+            "preflight found 1 problem; first: spec [x]",
+        ),
+        # Problems dropped to fit the termination message: the count still says how many.
+        ({"kind": "preflight", "problemCount": 3, "problems": []}, "preflight found 3 problems"),
+        # A count below the listed problems (or none) falls back to the list.
+        (
+            {"kind": "preflight", "problems": [{"file": "a.csv", "line": 2}]},
+            "preflight found 1 problem; first: a.csv:2",
+        ),
+    ],
+)
+def test_preflight_cause_names_first_problem_and_count(result, expected):
+    assert preflight_cause(result) == expected
