@@ -60,7 +60,7 @@ class Engine:
 
     def trainer_env(self) -> dict[str, str]:
         """What the trainer image's ENV says about its engine, for this machine."""
-        env = {"DST_TF_PYTHON": str(self.python), "DST_ENGINE": self.engine}
+        env = {"DST_TF_PYTHON": str(self.python)}
         if self.source is not None:
             env["DST_DEEPSPEECH_DIR"] = str(self.source)
         return env

@@ -92,13 +92,15 @@ def test_requirement_pins_satisfy_the_pyproject_ranges(distribution):
         assert dependency.specifier.contains(version), f"{distribution}: {pin} outside {dependency}"
 
 
-def test_trainer_installs_deepspeech_parts_of_the_chosen_release():
+def test_trainer_installs_the_engine_with_the_shared_recipe():
     parsed = parse(REPO / "Dockerfile.trainer")
     runs = " ".join(parsed.final.all("RUN"))
     assert parsed.global_args["DEEPSPEECH_VERSION"] == "0.9.3"
-    assert '--branch "v${DEEPSPEECH_VERSION}"' in runs
-    assert '"ds_ctcdecoder==${DEEPSPEECH_VERSION}"' in runs
-    assert '"deepspeech==${DEEPSPEECH_VERSION}"' in runs
+    assert parsed.global_args["ENGINE"] == "deepspeech"
+    assert '--branch "v${ENGINE_VERSION}"' in runs
+    # The one recipe `make engines` runs too (tests/engines): decoder and inference package come from it.
+    assert 'python3 /opt/engines/install_engine.py --engine "${ENGINE}" --version "${ENGINE_VERSION}"' in runs
+    assert "ds_ctcdecoder" not in runs and "deepspeech==" not in runs
     env = " ".join(parsed.final.all("ENV"))
     for variable in ("DST_TF_PYTHON=", "DST_DEEPSPEECH_DIR=/DeepSpeech", "DST_WORK_DIR=/work"):
         assert variable in env
