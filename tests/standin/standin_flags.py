@@ -58,8 +58,18 @@ def _expand(groups: dict[str, str]) -> dict[str, str]:
 
 
 def _flags(version: str) -> dict[str, str]:
-    if version in ("0.6.0", "0.6.1"):
+    if version == "0.6.0":
         return _expand(_V060)
+    if version == "0.6.1":
+        # 0.6.1 added a sparse-warp augmentation (its own absl registry).
+        return _expand(_V060) | {
+            "augmentation_sparse_warp": "bool",
+            "augmentation_sparse_warp_num_control_points": "int",
+            "augmentation_sparse_warp_time_warping_para": "int",
+            "augmentation_sparse_warp_interpolation_order": "int",
+            "augmentation_sparse_warp_regularization_weight": "float",
+            "augmentation_sparse_warp_num_boundary_points": "int",
+        }
     table = _expand(_V093)
     if version == "0.9.3":
         return table

@@ -83,6 +83,13 @@ _TABLE: Final[tuple[Flag, ...]] = (
     _f("augmentation_pitch_and_tempo_scaling_min_pitch", F, "0.6.0", "0.7.4"),
     _f("augmentation_pitch_and_tempo_scaling_max_pitch", F, "0.6.0", "0.7.4"),
     _f("augmentation_pitch_and_tempo_scaling_max_tempo", F, "0.6.0", "0.7.4"),
+    # 0.6.1 only (from its absl registry): sparse image warp of the spectrogram
+    _f("augmentation_sparse_warp", B, "0.6.1", "0.7.4"),
+    _f("augmentation_sparse_warp_num_control_points", N, "0.6.1", "0.7.4"),
+    _f("augmentation_sparse_warp_time_warping_para", N, "0.6.1", "0.7.4"),
+    _f("augmentation_sparse_warp_interpolation_order", N, "0.6.1", "0.7.4"),
+    _f("augmentation_sparse_warp_regularization_weight", F, "0.6.1", "0.7.4"),
+    _f("augmentation_sparse_warp_num_boundary_points", N, "0.6.1", "0.7.4"),
     # global
     _f("epochs", N),
     _f("dropout_rate", F),
