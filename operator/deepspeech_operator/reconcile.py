@@ -305,7 +305,11 @@ def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
         r.status["checkpoint"] = {k: checkpoint[k] for k in ("uri", "epoch") if k in checkpoint}
     if isinstance(result.get("epochsDone"), int):
         r.status.setdefault("progress", {})["epoch"] = result["epochsDone"]
-    r.set(api.PHASE_SUCCEEDED, "Succeeded", f"Job {name} completed; model at {uri}")
+    early = result.get("stoppedEarly") is True
+    if early:
+        r.status.setdefault("progress", {})["stoppedEarly"] = True
+    trained = f" after early stop at epoch {result.get('epochsDone')}" if early else ""
+    r.set(api.PHASE_SUCCEEDED, "Succeeded", f"Job {name} completed{trained}; model at {uri}")
     r.event("ModelExported", f"run {rid} exported its model to {uri}")
 
 

@@ -599,6 +599,9 @@ def status_schema() -> Schema:
                     "devLoss": _num("Latest validation loss."),
                     "updatedAt": _str("When the trainer last reported.", **ts),
                     "display": _str("epoch/epochs, for the Epoch printer column.", maxLength=32),
+                    "stoppedEarly": _bool(
+                        "training.earlyStop ended training before training.epochs; epoch is what was trained."
+                    ),
                 },
             ),
             "checkpoint": _obj(

@@ -412,6 +412,8 @@ class Trainer:
             self._sync()
             message["epochsDone"] = self.tracker.done
             message["checkpoint"] = {"uri": self.store.uri, "epoch": self.store.state.epochs_done}
+            if self.stopped_early:
+                message["stoppedEarly"] = True
 
             verify_export(paths.export_dir)
             if exports_tflite(spec):

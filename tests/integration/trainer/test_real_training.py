@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from deepspeech_trainer import flags
 
 from tests import engines
 from tests.cluster.controlplane import s3_client
@@ -144,3 +145,64 @@ def test_sigterm_mid_training_resumes_with_every_epoch_trained_once(engine, dev,
     # The real TF checkpoint says how many steps were trained in all: one epoch = one step per clip
     # (batch size 1, 6 training clips). A skipped epoch or one trained twice changes the count.
     assert saved_step(tmp_path / "work2" / "checkpoints") == epochs * 6
+
+
+def test_fine_tune_and_transfer_from_a_checkpoint_the_run_produced(engine, corpus, s3_env, tmp_path):
+    out = f"{corpus.rsplit('/', 1)[0]}/tune-{engine.name}-{secrets.token_hex(4)}/"
+    env = trainer_env(engine, tmp_path, s3_env)
+    code, _ = train(spec_for(engine, corpus, out), tmp_path / "base", env, tmp_path / "base.log")
+    assert code == 0, (tmp_path / "base.log").read_text()[-3000:]
+    source = f"{out}checkpoints/g1/"
+
+    tuned = spec_for(engine, corpus, out, epochs=1, initFrom={"checkpoint": source})
+    code, message = train(
+        tuned, tmp_path / "tune", trainer_env(engine, tmp_path, s3_env, "g2"), tmp_path / "tune.log"
+    )
+    log = (tmp_path / "tune.log").read_text()
+    assert code == 0, log[-3000:]
+    assert message["epochsDone"] == 1 and message["model"]["smokeTest"]["ok"] is True
+    if flags.is_legacy(engine.version):
+        return  # 0.6.x has no transfer learning (dropSourceLayers needs 0.7.4+)
+    assert "--load_checkpoint_dir" in log and "--force_initialize_learning_rate" in log
+
+    transfer = spec_for(engine, corpus, out, epochs=1, initFrom={"checkpoint": source, "dropSourceLayers": 1})
+    code, message = train(
+        transfer, tmp_path / "xfer", trainer_env(engine, tmp_path, s3_env, "g3"), tmp_path / "xfer.log"
+    )
+    log = (tmp_path / "xfer.log").read_text()
+    assert code == 0, log[-3000:]
+    assert "--drop_source_layers 1" in log and message["epochsDone"] == 1
+
+
+def test_coqui_stt_fine_tunes_a_deepspeech_checkpoint(corpus, s3_env, tmp_path):
+    deepspeech, coqui = engines.require("deepspeech-0.9.3"), engines.require("coqui-stt-1.4.0")
+    out = f"{corpus.rsplit('/', 1)[0]}/lineage-{secrets.token_hex(4)}/"
+    code, _ = train(
+        spec_for(deepspeech, corpus, out),
+        tmp_path / "ds",
+        trainer_env(deepspeech, tmp_path, s3_env),
+        tmp_path / "ds.log",
+    )
+    assert code == 0, (tmp_path / "ds.log").read_text()[-3000:]
+    tuned = spec_for(coqui, corpus, out, epochs=1, initFrom={"checkpoint": f"{out}checkpoints/g1/"})
+    code, message = train(
+        tuned, tmp_path / "stt", trainer_env(coqui, tmp_path, s3_env, "g2"), tmp_path / "stt.log"
+    )
+    assert code == 0, (tmp_path / "stt.log").read_text()[-3000:]
+    assert message["epochsDone"] == 1 and message["model"]["smokeTest"]["ok"] is True
+
+
+def test_tflite_export_and_early_stop(engine, corpus, s3_env, tmp_path):
+    if flags.is_legacy(engine.version):
+        pytest.skip("0.6.x early stop is a different algorithm (es_steps); its TFLite export is not offered")
+    out = f"{corpus.rsplit('/', 1)[0]}/early-{engine.name}-{secrets.token_hex(4)}/"
+    # A minimum improvement no epoch can make: DeepSpeech stops after es_epochs epochs without one.
+    spec = spec_for(
+        engine, corpus, out, epochs=10,
+        training={**TINY, "epochs": 10, "earlyStop": {"epochs": 2, "minDelta": 1000.0}},
+        output={"uri": out, "tflite": True},
+    )  # fmt: skip
+    code, message = train(spec, tmp_path / "work", trainer_env(engine, tmp_path, s3_env), tmp_path / "log")
+    assert code == 0, (tmp_path / "log").read_text()[-3000:]
+    assert message.get("stoppedEarly") is True and 1 <= message["epochsDone"] < 10
+    assert "output_graph.tflite" in keys(s3_client(s3_env), message["model"]["uri"])
