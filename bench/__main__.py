@@ -1,7 +1,7 @@
 """`python -m bench [names...] [--quick] [--keep-cluster]`: run benchmarks, print figures, write results.
 
-Names: staging, preflight, checkpoint, latency, scale (default: all, in that order: the data-path
-benchmarks first, then the operator ones, whose 1 000 held pods would otherwise load the machine).
+Names: staging, preflight, checkpoint, training, latency, scale (default: all, in that order: the
+data-path benchmarks first, then the operator ones, whose 1 000 held pods would otherwise load the machine).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bench.common import (
     write_results,
 )
 
-ORDER = ("staging", "preflight", "checkpoint", "latency", "scale")
+ORDER = ("staging", "preflight", "checkpoint", "training", "latency", "scale")
 
 
 def _runner(name: str) -> Callable[..., list[Record]]:
@@ -50,6 +50,10 @@ def _runner(name: str) -> Callable[..., list[Record]]:
         from bench import checkpoint
 
         return checkpoint.run
+    if name == "training":
+        from bench import training
+
+        return training.run
     raise SystemExit(f"unknown benchmark {name!r}; known: {', '.join(ORDER)}")
 
 
