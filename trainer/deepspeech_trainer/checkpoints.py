@@ -76,6 +76,43 @@ def newest_train_checkpoint(directory: Path) -> str | None:
     return PurePosixPath(paths[0]).name if paths else None
 
 
+def _step_of(prefix: str) -> int:
+    return int(prefix.rsplit("-", 1)[1])
+
+
+def complete_prefixes(prefixes: Iterable[str], names: Iterable[str]) -> list[str]:
+    """The checkpoints whose `.index` and `.data-*` files are all among `names`, newest (highest step)
+    first."""
+    present = set(names)
+    out = []
+    for prefix in prefixes:
+        shards = [n for n in present if n.startswith(prefix + ".data-")]
+        total = {n.rsplit("-of-", 1)[1] for n in shards if "-of-" in n}
+        whole = len(total) == 1 and len(shards) == int(next(iter(total)))
+        if prefix + ".index" in present and whole:
+            out.append(prefix)
+    return sorted(out, key=_step_of, reverse=True)
+
+
+def state_text(prefixes: list[str]) -> str:
+    """A TensorFlow CheckpointState text naming `prefixes`, newest first."""
+    if not prefixes:
+        return ""
+    lines = [f'model_checkpoint_path: "{prefixes[0]}"']
+    lines += [f'all_model_checkpoint_paths: "{p}"' for p in sorted(prefixes, key=_step_of)]
+    return "\n".join(lines) + "\n"
+
+
+def _fell_back(state: RunState, usable: list[str]) -> RunState:
+    """The run state of the newest complete checkpoint, when the newest one named is not complete."""
+    if not usable:
+        state.checkpoint, state.epochs_done = None, 0
+        return state
+    state.checkpoint = usable[0]
+    state.epochs_done = state.epochs_by_checkpoint.get(usable[0], 0)
+    return state
+
+
 def rewrite_state(text: str, directory: str | None) -> str:
     """Every path → its basename (directory None) or `<directory>/<basename>` (reference §5.2)."""
     lines = []
@@ -135,6 +172,8 @@ class RunState:
     best_dev: str | None = None  # best_dev-N prefix in the store
     checkpoint: str | None = None  # newest train-N prefix in the store
     updated_at: float = 0.0
+    # Whole epochs in each train-N the store keeps: a restore that must fall back to an older one knows.
+    epochs_by_checkpoint: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +201,9 @@ class CheckpointStore:
         self.run_id = run_id
         self.state = RunState(run_id=run_id)
         self._uploaded: dict[str, tuple[int, int]] = {}  # name → (size, mtime_ns) known to be in S3
+        # State files this process put into (or restored from) the store: pruning keeps what they name and
+        # never reads the store to decide, so a failed read cannot make live checkpoints look unreferenced.
+        self._remote_states: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -248,11 +290,14 @@ class CheckpointStore:
                 return result
         result.uploaded = [n for _, n in uploads if n not in vanished]
         for name, text in complete.items():
-            s3.put_bytes(
-                self.storage, self.base.child(name), rewrite_state(text, None).encode(), "text/plain"
-            )
+            remote = rewrite_state(text, None)
+            s3.put_bytes(self.storage, self.base.child(name), remote.encode(), "text/plain")
+            self._remote_states[name] = remote
         if "checkpoint" in complete:
-            self.state.checkpoint = PurePosixPath(state_paths(complete["checkpoint"])[0]).name
+            named = [PurePosixPath(p).name for p in state_paths(complete["checkpoint"])]
+            self.state.checkpoint = named[0]
+            known = self.state.epochs_by_checkpoint
+            self.state.epochs_by_checkpoint = {p: known.get(p, count(p)) for p in named}
         if "best_dev_checkpoint" in complete:
             self.state.best_dev = PurePosixPath(state_paths(complete["best_dev_checkpoint"])[0]).name
             if local_best_loss is not None:
@@ -315,13 +360,7 @@ class CheckpointStore:
         ]
 
     def _prune(self) -> None:
-        keep: set[str] = set()
-        for name in STATE_FILES:
-            try:
-                text = s3.get_bytes(self.storage, self.base.child(name)).decode()
-            except Exception:  # state file not in the store (yet)
-                continue
-            keep.update(PurePosixPath(p).name for p in state_paths(text))
+        keep = {PurePosixPath(p).name for text in self._remote_states.values() for p in state_paths(text)}
         stale = []
         for name in self._remote_names():
             m = _CKPT_FILE.match(name)
@@ -359,11 +398,29 @@ class CheckpointStore:
                 if state_name not in names:
                     continue
                 text = s3.get_bytes(self.storage, self.base.child(state_name)).decode()
-                for prefix in (PurePosixPath(p).name for p in state_paths(text)):
+                named = [PurePosixPath(p).name for p in state_paths(text)]
+                usable = complete_prefixes(named, names)
+                if set(usable) != set(named):
+                    log.warning(
+                        "%s in %s names %s, but only %s are complete: using those",
+                        state_name, self.base, named, usable or "none",
+                    )  # fmt: skip
+                    if state_name == "checkpoint":
+                        state = _fell_back(state, usable)
+                    elif state.best_dev not in usable:
+                        state.best_dev, state.best_dev_loss = None, None
+                    text = state_text(usable)
+                if not usable:
+                    continue
+                for prefix in usable:
                     wanted += [n for n in names if n.startswith(prefix + ".")]
+                self._remote_states[state_name] = rewrite_state(text, None)
                 (self.local_dir / state_name).write_text(
                     rewrite_state(text, str(self.local_dir)), encoding="utf-8"
                 )
+            if state.checkpoint is None:
+                log.warning("no complete checkpoint left in %s: the run starts from the beginning", self.base)
+                return None
             wanted += [n for n in (FLAGS_TXT, ALPHABET_TXT) if n in names]
             futures = [
                 (

@@ -147,3 +147,39 @@ def test_init_checkpoint_tarball_is_extracted_safely(s3, bucket, tmp_path):
         with pytest.raises(InvalidInput, match="does not exist"):
             fetch_init_checkpoint(st, f"s3://{bucket}/release/none.tar.gz", tmp_path / "s3", tmp_path / "dl3")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_pruning_never_deletes_what_the_store_still_points_at(s3, bucket, tmp_path):
+    # A state file that cannot be read back (here: gone) once made every train-* file look unreferenced,
+    # and pruning deleted them all while `latest` still pointed at them.
+    spec = base_spec(bucket, ["s3://x/y.csv"])
+    _fake_checkpoint(tmp_path / "pod", [10, 20], best=10)
+    with storage() as st:
+        store = CheckpointStore.for_spec(st, spec, tmp_path / "pod", "g1")
+        store.sync(epochs_done=1, local_best_loss=3.0)
+        s3.delete_object(Bucket=bucket, Key="models/checkpoints/g1/checkpoint")
+        store.sync(epochs_done=1, local_best_loss=3.0)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="models/checkpoints/g1/")["Contents"]}
+    assert {"models/checkpoints/g1/train-10.index", "models/checkpoints/g1/train-20.index"} <= keys
+
+
+def test_restore_falls_back_to_the_newest_complete_checkpoint(s3, bucket, tmp_path):
+    spec = base_spec(bucket, ["s3://x/y.csv"])
+    pod = tmp_path / "pod"
+    _fake_checkpoint(pod, [10], best=10)
+    with storage() as st:
+        store = CheckpointStore.for_spec(st, spec, pod, "g1")
+        store.sync(epochs_done=1, local_best_loss=3.0)
+        _fake_checkpoint(pod, [10, 20], best=10)
+        store.sync(epochs_done=2, local_best_loss=3.0)
+        # The newest checkpoint lost a file (a partial copy, a manual cleanup): restore must not fail on it.
+        s3.delete_object(Bucket=bucket, Key="models/checkpoints/g1/train-20.index")
+        restored = CheckpointStore.for_spec(st, spec, tmp_path / "pod2", "g1")
+        state = restored.restore()
+    assert state is not None and state.checkpoint == "train-10" and state.epochs_done == 1
+    assert state_paths((tmp_path / "pod2" / "checkpoint").read_text()) == [
+        str(tmp_path / "pod2" / "train-10")
+    ]
+    assert (tmp_path / "pod2" / "train-10.index").exists() and not (
+        tmp_path / "pod2" / "train-20.index"
+    ).exists()
