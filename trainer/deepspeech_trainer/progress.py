@@ -107,9 +107,12 @@ class NonFiniteLoss:
 
 @dataclass(frozen=True)
 class ErrorLine:
-    """An `E …` log line, an absl `FATAL …` line or a Python exception line: kept for the failure reason."""
+    """An error the program reported (`E …`, absl `FATAL …`, TensorFlow's C++ `E`/`F` lines, `Could not
+    load checkpoint`, a command the shell did not find) or, with `cause` False, the last line of a Python
+    traceback, which often only reports the consequence: kept for the failure reason."""
 
     message: str
+    cause: bool = True
 
 
 Event = (
@@ -201,10 +204,18 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Event]]] = [
         lambda m: NonFiniteLoss(tuple(f for f in m[1].split(",") if f)),
     ),
     (re.compile(r"^(?:E |FATAL )(.+)$"), lambda m: ErrorLine(m[0])),
+    # TensorFlow's C++ log: `2026-12-02 16:39:47.117489: E tensorflow/...` (F = fatal).
+    (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [EF] (.+)$"), lambda m: ErrorLine(m[0])),
+    # absl's Python log format: `E1202 16:39:47.117489 140708 file.py:145] message`.
+    (re.compile(r"^[EF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+\] (.+)$"), lambda m: ErrorLine(m[0])),
+    # 0.6 evaluate/export after a failed restore (it then dies of a NameError).
+    (re.compile(r"^Could not load checkpoint from (.+)$"), lambda m: ErrorLine(m[0])),
+    # TFLite export runs `toco_from_protos` through the shell: `/bin/sh: 1: toco_from_protos: not found`.
+    (re.compile(r"^/bin/\w*sh: (?:\d+: )?\S+: (?:not found|command not found)$"), lambda m: ErrorLine(m[0])),
     # The last line of a Python traceback names the exception that killed DeepSpeech.
     (
         re.compile(r"^((?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exhausted\w*)(?::.*)?)$"),
-        lambda m: ErrorLine(m[1]),
+        lambda m: ErrorLine(m[1], cause=False),
     ),
 ]
 

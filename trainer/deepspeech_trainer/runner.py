@@ -50,6 +50,8 @@ class RunResult:
     """The last KEPT_EVENTS events."""
     test_results: tuple[TestResult, ...] = ()
     errors: tuple[str, ...] = field(default=())
+    causes: tuple[str, ...] = field(default=())
+    """The errors the program reported itself (not traceback exception lines)."""
     """`E`/`FATAL`/exception lines, last ones kept: the best available failure reason."""
 
     @property
@@ -62,7 +64,7 @@ class RunResult:
             return None
         if self.interrupted:
             return f"interrupted (exit {self.exit_code})"
-        detail = f": {self.errors[-1]}" if self.errors else ""
+        detail = f": {failure_detail(self.errors, self.causes)}" if self.errors else ""
         return f"DeepSpeech {self.invocation.purpose} exited with {self.exit_code}{detail}"
 
 
@@ -73,6 +75,15 @@ def child_env(
     env.update(FIXED_ENV)
     env.update(extra or {})
     return env
+
+
+def failure_detail(errors: tuple[str, ...], causes: tuple[str, ...]) -> str:
+    """The last error, and the last reported cause when the last error is a traceback's consequence
+    (0.6: `NameError: name 'sys' is not defined` after `Could not load checkpoint from …`)."""
+    last = errors[-1]
+    if causes and causes[-1] != last:
+        return f"{last} (after: {causes[-1]})"
+    return last
 
 
 def with_interpreter_on_path(env: Mapping[str, str], interpreter: str) -> dict[str, str]:
@@ -145,6 +156,7 @@ class Runner:
         events: deque[Event] = deque(maxlen=KEPT_EVENTS)
         tests: list[TestResult] = []
         errors: deque[str] = deque(maxlen=20)
+        causes: deque[str] = deque(maxlen=20)
         if self._stop_requested.is_set():
             return RunResult(invocation, -signal.SIGTERM, True, 0.0)
 
@@ -192,6 +204,8 @@ class Runner:
                     tests.append(event)
                 if isinstance(event, ErrorLine):
                     errors.append(event.message)
+                    if event.cause:
+                        causes.append(event.message)
                 if self._on_event is not None:
                     self._on_event(event)
             while True:
@@ -214,6 +228,7 @@ class Runner:
             tuple(events),
             tuple(tests),
             tuple(errors),
+            tuple(causes),
         )
 
     def _maybe_kill(self, child: subprocess.Popen[bytes]) -> None:

@@ -85,11 +85,15 @@ CASES = [
         "FATAL Flags parsing error: Unknown command line flag 'foo'",
         pg.ErrorLine("FATAL Flags parsing error: Unknown command line flag 'foo'"),
     ),
-    ("ZeroDivisionError: float division by zero", pg.ErrorLine("ZeroDivisionError: float division by zero")),
+    (
+        "ZeroDivisionError: float division by zero",
+        pg.ErrorLine("ZeroDivisionError: float division by zero", cause=False),
+    ),
     (
         "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor",
         pg.ErrorLine(
-            "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor"
+            "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor",
+            cause=False,
         ),
     ),
 ]
@@ -146,3 +150,31 @@ def test_splitter_utf8_across_chunks_and_crlf():
     data = "Testing model on /data/tëst.csv\r\nx\n".encode()
     cut = data.index("ë".encode()) + 1
     assert [*s.feed(data[:cut]), *s.feed(data[cut:]), *s.close()] == ["Testing model on /data/tëst.csv", "x"]
+
+
+@pytest.mark.parametrize(
+    ("line", "cause"),
+    [
+        ("Could not load checkpoint from /w/checkpoints", True),
+        ("/bin/sh: 1: toco_from_protos: not found", True),
+        (
+            "2026-12-02 16:39:47.117489: E tensorflow/stream_executor/cuda/cuda_driver.cc:318] failed call",
+            True,
+        ),
+        ("2026-12-02 16:39:47.117489: F tensorflow/core/framework/tensor_shape.cc:44] Check failed", True),
+        ("E1202 16:39:47.117489 140708102679424 train.py:145] All initialization methods failed", True),
+        ("NameError: name 'sys' is not defined", False),
+    ],
+)
+def test_real_failure_lines_are_errors(line, cause):
+    assert pg.parse_line(line) == pg.ErrorLine(line, cause=cause)
+
+
+def test_the_reported_cause_stays_beside_the_traceback_consequence():
+    from deepspeech_trainer.runner import failure_detail
+
+    errors = ("Could not load checkpoint from /w/c", "NameError: name 'sys' is not defined")
+    assert failure_detail(errors, errors[:1]) == (
+        "NameError: name 'sys' is not defined (after: Could not load checkpoint from /w/c)"
+    )
+    assert failure_detail(("E boom",), ("E boom",)) == "E boom"
