@@ -82,20 +82,42 @@ class EpochTracker:
     train_loss: float | None = None
     dev_loss: float | None = None
     epochs_at: dict[str, int] = field(default_factory=dict)
+    # Steps per dev CSV (as DeepSpeech names it): the epoch's dev loss is DeepSpeech's step-weighted mean.
+    dev_steps: dict[str, int] = field(default_factory=dict)
+    _dev_epoch: dict[str, float] = field(default_factory=dict)
     _pending: int | None = None  # epoch (of this invocation) trained but not yet seen saved
     _newest: str | None = None  # newest train checkpoint named by the state file when last looked
+    _reported: str | None = None  # the one whose step was last reported
 
     def __post_init__(self) -> None:
         self.done = self.offset
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: Event) -> bool:
+        """Apply one event; True when the epoch's validation is complete (dev_loss is then its mean)."""
         if isinstance(event, BestModelSaved):
-            self.best_loss = event.loss
+            self.best_loss = self.dev_loss = event.loss  # DeepSpeech's own weighted figure
         elif isinstance(event, EpochFinished) and event.phase == "train":
             self.train_loss = event.loss
             self._pending = event.epoch
+            self._dev_epoch = {}
         elif isinstance(event, EpochFinished) and event.phase == "dev":
-            self.dev_loss = event.loss
+            self._dev_epoch[event.dataset or ""] = event.loss
+            if len(self._dev_epoch) >= max(1, len(self.dev_steps)):
+                weights = {d: self.dev_steps.get(d, 1) for d in self._dev_epoch}
+                total = sum(weights.values())
+                self.dev_loss = sum(loss * weights[d] for d, loss in self._dev_epoch.items()) / total
+                return True
+        return False
+
+    @property
+    def step(self) -> int | None:
+        """Global step of the newest saved checkpoint."""
+        return _step(self._newest) if self._newest else None
+
+    def step_moved(self) -> bool:
+        moved = self._newest != self._reported
+        self._reported = self._newest
+        return moved and self._newest is not None
 
     def on_state(self, newest: str | None) -> bool:
         """The state file's newest checkpoint, looked at after a line; True when an epoch just completed."""
@@ -257,19 +279,25 @@ class Trainer:
             )
         elif isinstance(event, EpochStarted) and event.phase == "train":
             self.reporter.progress(epoch=tracker.offset + event.epoch + 1, epochs=self._total)
-        tracker.on_event(event)
+        validated = tracker.on_event(event)
         if isinstance(event, BestModelSaved):
             self._sync_quietly("new best_dev")  # the stored best_dev must carry its own loss
+            self.reporter.progress(force=True, devLoss=tracker.dev_loss)
+        elif validated:
+            self.reporter.progress(devLoss=tracker.dev_loss)
         if self._observe_state():
             log.info("epoch %d/%d complete", tracker.done, self._total)
             self.reporter.progress(
                 force=True,
                 epoch=tracker.done,
                 epochs=self._total,
+                step=tracker.step,
                 trainLoss=tracker.train_loss,
-                devLoss=tracker.dev_loss,
             )
             self._sync_quietly(f"epoch {tracker.done}")
+        elif tracker.step_moved():
+            # A time-based save inside an epoch: with --noshow_progressbar the only sign of movement.
+            self.reporter.progress(step=tracker.step)
 
     def _sync_quietly(self, after: str) -> None:
         try:
@@ -379,6 +407,11 @@ class Trainer:
             self.tracker = EpochTracker(resume.epochs_done, self._total)
             self._check_stop()
             check = self._stage(spec, storage, paths, source, run_alphabet)
+            batch = int(spec["training"]["batchSize"]["dev"])
+            self.tracker.dev_steps = {
+                str(path): max(1, -(-len(csv.rows) // batch))
+                for path, csv in zip(paths.dev_files, check.staged.split("dev"), strict=True)
+            }
             self._check_stop()
             if seeds_own_from_source(spec, resume) and paths.source_checkpoint is not None:
                 # 0.6.x has one dir for load and save: fine-tuning starts from a copy of the source.

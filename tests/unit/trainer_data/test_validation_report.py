@@ -267,3 +267,19 @@ def test_a_sync_records_the_epochs_of_the_checkpoint_it_uploads() -> None:
     assert tracker.epochs_in(None) == 0
     tracker.start_invocation()
     assert tracker.offset == 2 and tracker.epochs_in("train-12") == 2
+
+
+def test_dev_loss_of_several_dev_sets_is_the_step_weighted_mean() -> None:
+    tracker = EpochTracker(offset=0, total=3, dev_steps={"/d1.csv": 3, "/d2.csv": 1})
+    tracker.on_event(EpochFinished(0, "train", 9.0, None))
+    assert not tracker.on_event(EpochFinished(0, "dev", 2.0, "/d1.csv"))
+    assert tracker.on_event(EpochFinished(0, "dev", 6.0, "/d2.csv"))
+    assert tracker.dev_loss == 3.0  # (2*3 + 6*1) / 4, not the last set's 6.0
+    tracker.on_event(BestModelSaved(2.9, "/ck/best_dev-6"))
+    assert tracker.dev_loss == 2.9  # DeepSpeech's own figure wins when it prints one
+
+
+def test_the_step_of_each_new_save_is_reported_once() -> None:
+    tracker = EpochTracker(offset=0, total=3)
+    tracker.on_state("train-4")  # a time-based save inside the first epoch
+    assert tracker.step == 4 and tracker.step_moved() and not tracker.step_moved()
