@@ -51,8 +51,27 @@ def _bool(description: str, **extra: Any) -> Schema:
     return {"type": "boolean", "description": description, **extra}
 
 
+# A path segment that is empty ('//', a key starting with '/'), '.' or '..', after scheme://host/. A
+# trailing '/' (a folder prefix) is fine. AWS keeps such keys verbatim (the trainer's local copy would
+# leave its work dir) and answers '..' with InvalidRequest; the trainer refuses them again.
+BAD_PATH_SEGMENT = r"^[a-z0-9]+://[^/]*/([^/]*/)*([.][.]?(/|$)|/)"
+
+
 def _uri(description: str, pattern: str) -> Schema:
-    return _str(description, pattern=pattern, maxLength=MAX_URI_LEN)
+    return _str(
+        description + " No empty, '.' or '..' path segments.",
+        pattern=pattern,
+        maxLength=MAX_URI_LEN,
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!self.matches(r'{BAD_PATH_SEGMENT}')",
+                    "message": "has an empty, '.' or '..' path segment (e.g. '//' or '/../'): write the "
+                    "key as a plain relative path",
+                }
+            ]
+        },
+    )
 
 
 def _uris(description: str, *, min_items: int = 0) -> Schema:

@@ -35,7 +35,7 @@ from s3transfer.subscribers import BaseSubscriber
 from deepspeech_trainer import s3
 from deepspeech_trainer.audio import HEADER_BYTES, WavHeaderError, WavInfo, parse_wav_header, read_wav_header
 from deepspeech_trainer.csvdata import Problem, normalize_transcript, parse_csv, resolve_wav, write_csv
-from deepspeech_trainer.exitcodes import TransientError
+from deepspeech_trainer.exitcodes import InvalidInput, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,10 @@ class CacheIndex:
             self._entries = {}  # no or unreadable index: everything is re-downloaded, nothing breaks
 
     def local_path(self, uri: s3.S3Uri) -> Path:
+        """`<root>/<bucket>/<key>`, refused for keys that would not stay below root."""
+        problem = s3.path_segment_problem(uri.key)
+        if problem or uri.key.endswith("/"):
+            raise InvalidInput(f"{uri}: {problem or 'is a folder, not an object'}; not cached")
         return self.root / uri.bucket / uri.key
 
     def hit(self, uri: s3.S3Uri, meta: ObjectMeta) -> Path | None:

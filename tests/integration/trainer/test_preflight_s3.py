@@ -115,3 +115,17 @@ def test_preflight_unreachable_storage_is_retryable(tmp_path, capsys, monkeypatc
     code, _ = run_cli(capsys, "preflight", "--spec", str(path), "--work-dir", str(tmp_path / "w"))
     assert code == 75
     assert json.loads((tmp_path / "termination").read_text())["ok"] is False
+
+
+def test_preflight_key_with_dot_dot_is_invalid_not_retryable(s3, bucket, tmp_path, capsys, monkeypatch):
+    # S3 answers such keys with InvalidRequest, which used to be mapped to a retryable 75.
+    monkeypatch.setenv("DST_TERMINATION_LOG", str(tmp_path / "termination"))
+    train = put_good_split(s3, bucket, "ds", "train", 2)
+    spec = base_spec(bucket, [f"s3://{bucket}/ds/x/../train.csv", train])
+    spec["data"]["alphabet"] = f"s3://{bucket}//alphabet.txt"
+    path = write_spec(tmp_path / "spec.json", spec)
+    code, out = run_cli(capsys, "preflight", "--spec", str(path), "--json", "--work-dir", str(tmp_path / "w"))
+    assert code == 65, out
+    messages = [p["message"] for p in json.loads(out)["problems"]]
+    assert any("spec.data.train[0]" in m and "'..' path segment" in m for m in messages), messages
+    assert any("spec.data.alphabet" in m and "empty path segment" in m for m in messages), messages
