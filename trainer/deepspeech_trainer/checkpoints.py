@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import shutil
-import tarfile
 import threading
 import time
 import urllib.error
@@ -23,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from deepspeech_trainer import s3
+from deepspeech_trainer import archive, s3
 from deepspeech_trainer.alphabet import parse_alphabet
+from deepspeech_trainer.archive import ArchiveLimits, ArchiveRules
 from deepspeech_trainer.csvdata import Problem
 from deepspeech_trainer.exitcodes import InvalidInput, TransientError
 
@@ -35,7 +35,6 @@ RUN_STATE = "run-state.json"
 LATEST = "latest"
 FLAGS_TXT = "flags.txt"
 ALPHABET_TXT = "alphabet.txt"
-INSPECT_TARBALL_MAX = 64 * 1024 * 1024
 HTTP_TIMEOUT_S = 10
 
 _PATH_LINE = re.compile(
@@ -407,26 +406,12 @@ def _is_tarball(uri: str) -> bool:
     return uri.lower().endswith((".tar.gz", ".tgz"))
 
 
-def safe_extract(tar_path: Path, dest: Path, field: str = "spec.initFrom.checkpoint") -> None:
-    """Extract regular files and folders only; any member that would land outside `dest` is refused."""
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    try:
-        with tarfile.open(tar_path, "r:*") as tar:
-            members = tar.getmembers()
-            for m in members:
-                target = (root / m.name).resolve()
-                if m.name.startswith("/") or not (target == root or root in target.parents):
-                    raise InvalidInput(
-                        f"{field}: tarball member {m.name!r} would be written outside the target"
-                    )
-                if not (m.isfile() or m.isdir()):
-                    raise InvalidInput(f"{field}: tarball member {m.name!r} is a link or device; refused")
-            tar.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
-        raise InvalidInput(f"{field}: not a readable .tar.gz checkpoint: {exc}") from exc
+def safe_extract(
+    tar_path: Path, dest: Path, field: str = "spec.initFrom.checkpoint", limits: ArchiveLimits | None = None
+) -> None:
+    """Extract a checkpoint tarball under the rules preflight applies too (deepspeech_trainer.archive)."""
+    limits = limits or ArchiveLimits.for_work_dir(dest)
+    archive.extract(tar_path, dest, ArchiveRules(limits, field))
 
 
 def _find_checkpoint_dir(root: Path) -> Path | None:
@@ -444,16 +429,20 @@ def fetch_init_checkpoint(storage: s3.Storage, uri: str, dest: Path, scratch: Pa
     scratch.mkdir(parents=True, exist_ok=True)
     if _is_tarball(uri):
         tar_path = scratch / "init-checkpoint.tar.gz"
+        limits = ArchiveLimits.for_work_dir(scratch)
         if uri.startswith("https://"):
             _download_https(uri, tar_path)
         else:
             src = s3.parse_s3_uri(uri, field)
             with s3.s3_errors(uri, field):
+                meta = s3.head(storage, src)
+                if meta is not None:
+                    _check_compressed_size(meta["ContentLength"], limits, f"{field}: {uri}")
                 storage.manager.download(src.bucket, src.key, str(tar_path)).result()
         unpacked = scratch / "init-checkpoint"
         if unpacked.exists():
             shutil.rmtree(unpacked)
-        safe_extract(tar_path, unpacked, field)
+        safe_extract(tar_path, unpacked, f"{field}: {uri}", limits)
         found = _find_checkpoint_dir(unpacked)
         if found is None:
             raise InvalidInput(f"{field}: {uri} contains no 'checkpoint' or 'best_dev_checkpoint' state file")
@@ -530,7 +519,10 @@ class CheckpointFacts:
     notes: list[str] = field(default_factory=list)
 
 
-def inspect_init_checkpoint(storage: s3.Storage, uri: str) -> CheckpointFacts:
+def inspect_init_checkpoint(storage: s3.Storage, uri: str, limits: ArchiveLimits) -> CheckpointFacts:
+    """Flags, alphabet and problems of the source checkpoint. An S3 tarball is streamed through whole
+    (nothing is written) under the rules train extracts it with, so a tarball train would refuse
+    fails here, before a GPU pod starts."""
     facts = CheckpointFacts()
     field = "spec.initFrom.checkpoint"
     try:
@@ -544,13 +536,10 @@ def inspect_init_checkpoint(storage: s3.Storage, uri: str) -> CheckpointFacts:
                     facts.problems.append(
                         Problem(uri, 0, "checkpoint_missing", f"{field}: {uri} does not exist")
                     )
-                elif meta["ContentLength"] <= INSPECT_TARBALL_MAX:
-                    body = storage.client.get_object(Bucket=src.bucket, Key=src.key)["Body"]
-                    _read_tar_facts(body, facts, uri)
                 else:
-                    facts.notes.append(
-                        f"{field}: {uri} is {meta['ContentLength'] / 1e6:.0f} MB; geometry is checked when training fetches it"
-                    )
+                    _check_compressed_size(meta["ContentLength"], limits, f"{field}: {uri}")
+                    body = storage.client.get_object(Bucket=src.bucket, Key=src.key)["Body"]
+                    _read_tar_facts(body, facts, uri, ArchiveRules(limits, f"{field}: {uri}"))
         else:
             folder = s3.parse_s3_uri(uri, field).folder
             with s3.s3_errors(uri, field):
@@ -593,38 +582,28 @@ def _probe_https(url: str, facts: CheckpointFacts) -> None:
         )
 
 
-class _Capped:
-    """File-like wrapper that stops a streamed tarball read after `limit` bytes."""
-
-    def __init__(self, raw: Any, limit: int) -> None:
-        self.raw = raw
-        self.left = limit
-
-    def read(self, n: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.raw.read(n)
-        self.left -= len(data)
-        return data
+def _check_compressed_size(size: int, limits: ArchiveLimits, where: str) -> None:
+    if size > limits.total:
+        raise InvalidInput(
+            f"{where}: the tarball is {archive.human(size)}, more than the {archive.human(limits.total)} "
+            "a checkpoint may take in the work dir (spec.resources.workDirSize)"
+        )
 
 
-def _read_tar_facts(body: Any, facts: CheckpointFacts, uri: str) -> None:
+def _read_tar_facts(body: Any, facts: CheckpointFacts, uri: str, rules: ArchiveRules) -> None:
+    names: list[str] = []
     try:
-        with tarfile.open(fileobj=_Capped(body, INSPECT_TARBALL_MAX), mode="r|*") as tar:
-            names: list[str] = []
-            for member in tar:
-                names.append(member.name)
-                base = PurePosixPath(member.name).name
-                if member.isfile() and base in (FLAGS_TXT, ALPHABET_TXT):
-                    data = tar.extractfile(member)
-                    text = data.read().decode("utf-8") if data else ""
-                    if base == FLAGS_TXT:
-                        facts.flags = parse_flags_txt(text)
-                    else:
-                        facts.alphabet = parse_alphabet(text, f"{uri} alphabet.txt")
-    except (tarfile.TarError, EOFError, UnicodeDecodeError) as exc:
-        facts.problems.append(Problem(uri, 0, "checkpoint_unusable", f"not a readable .tar.gz: {exc}"))
+        for tar, member in archive.members(body, rules):
+            names.append(member.name)
+            base = PurePosixPath(member.name).name
+            if member.isfile() and base in (FLAGS_TXT, ALPHABET_TXT):
+                text = archive.read_text_member(tar, member).decode("utf-8")
+                if base == FLAGS_TXT:
+                    facts.flags = parse_flags_txt(text)
+                else:
+                    facts.alphabet = parse_alphabet(text, f"{uri} alphabet.txt")
+    except UnicodeDecodeError as exc:
+        facts.problems.append(Problem(uri, 0, "checkpoint_unusable", f"not UTF-8 text in the tarball: {exc}"))
         return
     if not any(PurePosixPath(n).name in STATE_FILES for n in names):
         facts.problems.append(Problem(uri, 0, "checkpoint_missing", "tarball holds no checkpoint state file"))

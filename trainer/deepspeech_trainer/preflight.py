@@ -20,6 +20,7 @@ import yaml
 from deepspeech_trainer import s3
 from deepspeech_trainer import spec as spec_mod
 from deepspeech_trainer.alphabet import derive_alphabet, format_alphabet, parse_alphabet
+from deepspeech_trainer.archive import ArchiveLimits
 from deepspeech_trainer.checkpoints import compatibility_problems, inspect_init_checkpoint
 from deepspeech_trainer.csvdata import Problem
 from deepspeech_trainer.exitcodes import INVALID, OK, RETRY, InvalidInput, TransientError
@@ -104,7 +105,7 @@ def check_data(
 
     ckpt_uri = init.get("checkpoint")
     if ckpt_uri and inspect_checkpoint:
-        facts = inspect_init_checkpoint(storage, ckpt_uri)
+        facts = inspect_init_checkpoint(storage, ckpt_uri, ArchiveLimits.for_work_dir(work_dir))
         extra += facts.problems
         notes += facts.notes
         checkpoint_flags, checkpoint_alphabet = facts.flags, facts.alphabet
