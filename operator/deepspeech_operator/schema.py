@@ -22,6 +22,7 @@ HTTP_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+SIZE = r"^[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$"  # bytes: a quantity without milli
 IMAGE = r"^[^\s]+$"
 FLAG = r"^--[a-z][a-z0-9_]*(=.*)?$"
 AUGMENTATION = r"^[a-z_]+(\[[^\]]*\])?$"
@@ -286,6 +287,15 @@ def spec_schema() -> Schema:
                         "Size of /dev/shm (a memory emptyDir; counts against memory); default from the "
                         "operator."
                     ),
+                    "workDirSize": {
+                        **_quantity(
+                            "Size limit of the /work emptyDir of the preflight and training pods (staged "
+                            "audio, checkpoints, the initFrom.checkpoint download), e.g. 100Gi; default "
+                            "from the operator (50Gi). A checkpoint tarball may unpack to at most a quarter "
+                            "of it, a single member to an eighth."
+                        ),
+                        "pattern": SIZE,
+                    },
                     "nodeSelector": {
                         "type": "object",
                         "description": "Node labels the training pod requires, as Pod nodeSelector.",

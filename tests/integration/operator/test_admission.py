@@ -48,6 +48,7 @@ INVALID = [
     ("training.extraArgs", ["-x"], "spec.training.extraArgs[0]"),
     ("resources.gpus", 17, "spec.resources.gpus"),
     ("resources.memory", "lots", "spec.resources.memory"),
+    ("resources.workDirSize", "500m", "spec.resources.workDirSize"),
     ("storage.addressingStyle", "weird", "spec.storage.addressingStyle"),
     ("storage.endpoint", "minio:9000", "spec.storage.endpoint"),
     ("runPolicy.backoffLimit", -1, "spec.runPolicy.backoffLimit"),
@@ -131,6 +132,7 @@ def test_folder_prefixes_and_dotted_names_are_admitted(admit):
     spec = spec_with("data.train", ["s3://corpus/.hidden/a..b/train.csv"])
     spec["output"] = {"uri": "s3://models/runs/", "checkpoints": "s3://models"}
     spec["initFrom"] = {"checkpoint": "s3://models/ckpt/"}
+    spec["resources"]["workDirSize"] = "100Gi"
     result = admit(spec)
     assert result.returncode == 0, result.stderr
 
