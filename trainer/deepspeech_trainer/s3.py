@@ -31,7 +31,7 @@ LARGE_TRANSFER_CONCURRENCY = 10
 MiB = 1024 * 1024
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class S3Uri:
     bucket: str
     key: str

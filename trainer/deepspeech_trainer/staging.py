@@ -56,8 +56,8 @@ PROGRESS_EVERY_S = 2.0
 SMALL_OBJECT = 8 * 1024 * 1024
 # Enough requests in flight to hide per-request latency; more only adds GIL contention.
 SMALL_WORKERS = 16
-# Preflight streams its CSVs in chunks of this many rows: about 25 MB of rows at a time.
-STREAM_CHUNK_ROWS = 50_000
+# Preflight streams its CSVs in chunks of this many rows (about 15 MB of rows, paths and listings).
+STREAM_CHUNK_ROWS = 20_000
 HEADER_MEMO_MAX = 200_000
 
 
@@ -67,7 +67,7 @@ class ObjectMeta:
     etag: str
 
 
-@dataclass
+@dataclass(slots=True)  # preflight holds a chunk of these, train every row
 class StagedRow:
     line: int
     wav_filename: str  # as written in the CSV
