@@ -431,7 +431,7 @@ def fetch_init_checkpoint(storage: s3.Storage, uri: str, dest: Path, scratch: Pa
         tar_path = scratch / "init-checkpoint.tar.gz"
         limits = ArchiveLimits.for_work_dir(scratch)
         if uri.startswith("https://"):
-            _download_https(uri, tar_path)
+            _download_https(uri, tar_path, limits)
         else:
             src = s3.parse_s3_uri(uri, field)
             with s3.s3_errors(uri, field):
@@ -455,11 +455,15 @@ def fetch_init_checkpoint(storage: s3.Storage, uri: str, dest: Path, scratch: Pa
     return _describe_local(dest, uri, field)
 
 
-def _download_https(url: str, target: Path) -> None:
+def _download_https(url: str, target: Path, limits: ArchiveLimits) -> None:
     field = "spec.initFrom.checkpoint"
     try:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as resp, target.open("wb") as out:
-            shutil.copyfileobj(resp, out, 1024 * 1024)
+            written = 0
+            while chunk := resp.read(1024 * 1024):
+                written += len(chunk)
+                _check_compressed_size(written, limits, f"{field}: {url}", so_far=True)
+                out.write(chunk)
     except urllib.error.HTTPError as exc:
         err = InvalidInput if 400 <= exc.code < 500 else TransientError
         raise err(f"{field}: {url}: HTTP {exc.code}") from exc
@@ -582,10 +586,11 @@ def _probe_https(url: str, facts: CheckpointFacts) -> None:
         )
 
 
-def _check_compressed_size(size: int, limits: ArchiveLimits, where: str) -> None:
+def _check_compressed_size(size: int, limits: ArchiveLimits, where: str, *, so_far: bool = False) -> None:
     if size > limits.total:
         raise InvalidInput(
-            f"{where}: the tarball is {archive.human(size)}, more than the {archive.human(limits.total)} "
+            f"{where}: the tarball is {'at least ' if so_far else ''}{archive.human(size)}, more than the "
+            f"{archive.human(limits.total)} "
             "a checkpoint may take in the work dir (spec.resources.workDirSize)"
         )
 

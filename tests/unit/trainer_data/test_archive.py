@@ -144,3 +144,18 @@ def test_limits_from_the_work_dir_size() -> None:
     with pytest.raises(InvalidInput, match="DST_WORK_DIR_SIZE"):
         ArchiveLimits.for_work_dir(Path("/tmp"), {"DST_WORK_DIR_SIZE": "lots"})
     assert ArchiveLimits.for_work_dir(Path("/tmp/does/not/exist"), {}).work_dir_bytes > 0
+
+
+def test_https_download_stops_at_the_tarball_limit(tmp_path: Path, monkeypatch) -> None:
+    from deepspeech_trainer import checkpoints
+
+    served = io.BytesIO(b"\0" * (3 * MiB))
+    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", lambda url, timeout: served)
+    with pytest.raises(
+        InvalidInput,
+        match=r"https://example.com/c.tar.gz: the tarball is at least 3.0 MiB, more than the 2.0 MiB",
+    ):
+        checkpoints._download_https(
+            "https://example.com/c.tar.gz", tmp_path / "c.tar.gz", ArchiveLimits(8 * MiB)
+        )
+    assert (tmp_path / "c.tar.gz").stat().st_size <= 2 * MiB
