@@ -198,7 +198,10 @@ def extract(tar_path: Path, dest: Path, rules: ArchiveRules) -> None:
     try:
         with tar_path.open("rb") as fh:
             for tar, member in members(fh, rules):
-                tar.extract(member, dest, filter="data")
+                try:
+                    tar.extract(member, dest, filter="data")  # the stdlib's own checks, on top of ours
+                except tarfile.TarError as exc:
+                    raise rules.refuse(member.name, f"cannot be extracted ({exc})") from exc
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
