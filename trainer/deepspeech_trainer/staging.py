@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import posixpath
+import shutil
 import threading
 import time
 from collections import defaultdict
@@ -641,8 +642,10 @@ def stream_headers(
         local = scratch / f"{split}-{i}.csv"
         try:
             try:
-                with s3.s3_errors(uri, staged.field):
-                    storage.manager.download(parsed.bucket, parsed.key, str(local)).result()
+                with s3.s3_errors(uri, staged.field), local.open("wb") as out:
+                    # One streamed GET: s3transfer's parallel parts would buffer tens of MB.
+                    body = storage.client.get_object(Bucket=parsed.bucket, Key=parsed.key)["Body"]
+                    shutil.copyfileobj(body, out, 1024 * 1024)
             except InvalidInput as exc:  # missing/forbidden CSV; TransientError propagates
                 staged.problems.append(Problem(uri, 0, "csv_missing", str(exc)))
                 yield staged
