@@ -591,23 +591,28 @@ def _read_remote_headers(
 
 
 class HeaderMemo:
-    """Headers already read in this run, by object and ETag, so rows sharing an object across chunks
-    cost one GET; bounded (cleared when full), as everything preflight keeps between chunks."""
+    """Objects whose header was already read in this run (listing facts and header), so rows sharing
+    an object across chunks cost neither a listing page nor a GET; bounded (cleared when full), as
+    everything preflight keeps between chunks."""
 
     def __init__(self, capacity: int = HEADER_MEMO_MAX) -> None:
         self.capacity = capacity
-        self._infos: dict[s3.S3Uri, tuple[str, WavInfo]] = {}
+        self._known: dict[s3.S3Uri, tuple[ObjectMeta, WavInfo]] = {}
         self._lock = threading.Lock()
 
+    def meta(self, uri: s3.S3Uri) -> ObjectMeta | None:
+        known = self._known.get(uri)
+        return known[0] if known is not None else None
+
     def get(self, uri: s3.S3Uri, meta: ObjectMeta) -> WavInfo | None:
-        known = self._infos.get(uri)
-        return known[1] if known is not None and known[0] == meta.etag else None
+        known = self._known.get(uri)
+        return known[1] if known is not None and known[0] == meta else None
 
     def put(self, uri: s3.S3Uri, meta: ObjectMeta, info: WavInfo) -> None:
         with self._lock:
-            if len(self._infos) >= self.capacity:
-                self._infos.clear()
-            self._infos[uri] = (meta.etag, info)
+            if len(self._known) >= self.capacity:
+                self._known.clear()
+            self._known[uri] = (meta, info)
 
 
 def stream_headers(
@@ -680,8 +685,10 @@ def _headers_of_chunk(
     storage: s3.Storage, staged: StagedCsv, cache: CacheIndex, memo: HeaderMemo, stats: StageStats
 ) -> None:
     wanted = _resolve_rows([staged])
-    present = _apply_listing(wanted, _list_objects(storage, wanted, stats))
-    stats.objects += len(present)
+    known = {uri: meta for uri in wanted if (meta := memo.meta(uri)) is not None}
+    unknown = {uri: rows for uri, rows in wanted.items() if uri not in known}
+    present = _apply_listing(wanted, _list_objects(storage, unknown, stats) | known)
+    stats.objects += len(present) - len(known)  # distinct objects, as far as the memo remembers
     _read_remote_headers(storage, present, wanted, cache, stats, memo)
 
 

@@ -170,4 +170,5 @@ def test_streamed_headers_come_in_chunks_and_read_each_object_once(s3, bucket, t
     dev = [(c.index, len(c.rows), [p.code for p in c.problems]) for c in chunks if c.split == "dev"]
     assert dev == [(0, 4, []), (1, 0, ["csv_missing"])]
     assert stats.header_reads == 4, "rows sharing an object across chunks must not read it again"
+    assert stats.list_requests == 2, "only chunks with objects not seen yet list their folder"
     assert not list((tmp_path / "csv-download").iterdir()), "downloaded CSVs are removed"
