@@ -104,6 +104,13 @@ class ArchiveLimits:
         return cls(shutil.disk_usage(existing).total)
 
 
+def text_file_problem(name: str, size: int) -> str | None:
+    """flags.txt/alphabet.txt are read whole (from a tarball or a checkpoint folder): a small limit."""
+    if PurePosixPath(name).name in TEXT_MEMBERS and size > TEXT_MEMBER_MAX:
+        return f"is {human(size)}, more than {human(TEXT_MEMBER_MAX)}"
+    return None
+
+
 class ArchiveRules:
     """Checks members in archive order; raises InvalidInput naming the first one that breaks a rule."""
 
@@ -130,8 +137,9 @@ class ArchiveRules:
             raise self.refuse(name, "is a link, device or sparse file; only files and folders are allowed")
         if member.isdir():
             return
-        if path.name in TEXT_MEMBERS and member.size > TEXT_MEMBER_MAX:
-            raise self.refuse(name, f"is {human(member.size)}, more than {human(TEXT_MEMBER_MAX)}")
+        text_problem = text_file_problem(name, member.size)
+        if text_problem:
+            raise self.refuse(name, text_problem)
         if member.size > self.limits.member:
             raise self.refuse(
                 name, f"is {human(member.size)} uncompressed, more than {human(self.limits.member)}"

@@ -492,6 +492,16 @@ def _download_folder(storage: s3.Storage, folder: s3.S3Uri, dest: Path, field: s
             fut.result()
 
 
+def _small_text(path: Path, uri: str, field: str) -> str | None:
+    """flags.txt/alphabet.txt of a fetched checkpoint, under the size rule preflight applied."""
+    if not path.is_file():
+        return None
+    problem = archive.text_file_problem(path.name, path.stat().st_size)
+    if problem:
+        raise InvalidInput(f"{field}: {uri}: {path.name} {problem}")
+    return path.read_text(encoding="utf-8")
+
+
 def _describe_local(directory: Path, uri: str, field: str) -> SourceCheckpoint:
     rewrite_local_state_files(directory)
     load = "best" if (directory / "best_dev_checkpoint").is_file() else "last"
@@ -499,13 +509,10 @@ def _describe_local(directory: Path, uri: str, field: str) -> SourceCheckpoint:
     prefixes = local_prefixes(directory, state)
     if not prefixes or not (directory / f"{prefixes[0]}.index").is_file():
         raise InvalidInput(f"{field}: {uri}: {state} names {prefixes[:1]} but its .index file is missing")
-    flags_txt = directory / FLAGS_TXT
-    flags = parse_flags_txt(flags_txt.read_text(encoding="utf-8")) if flags_txt.is_file() else {}
-    alphabet = None
-    if (directory / ALPHABET_TXT).is_file():
-        alphabet = parse_alphabet(
-            (directory / ALPHABET_TXT).read_text(encoding="utf-8"), f"{uri} alphabet.txt"
-        )
+    flags_txt = _small_text(directory / FLAGS_TXT, uri, field)
+    flags = parse_flags_txt(flags_txt) if flags_txt is not None else {}
+    alphabet_txt = _small_text(directory / ALPHABET_TXT, uri, field)
+    alphabet = parse_alphabet(alphabet_txt, f"{uri} alphabet.txt") if alphabet_txt is not None else None
     log.info("init checkpoint %s: %s (load %s)", uri, prefixes[0], load)
     return SourceCheckpoint(directory, load, flags, alphabet)
 
@@ -547,7 +554,15 @@ def inspect_init_checkpoint(storage: s3.Storage, uri: str, limits: ArchiveLimits
         else:
             folder = s3.parse_s3_uri(uri, field).folder
             with s3.s3_errors(uri, field):
-                names = [o["Key"][len(folder.key) :] for o in s3.list_objects(storage, folder, delimiter="/")]
+                sizes = {
+                    o["Key"][len(folder.key) :]: int(o["Size"])
+                    for o in s3.list_objects(storage, folder, delimiter="/")
+                }
+                names = list(sizes)
+                for name in (FLAGS_TXT, ALPHABET_TXT):
+                    problem = archive.text_file_problem(name, sizes.get(name, 0))
+                    if problem:
+                        raise InvalidInput(f"{field}: {uri}: {name} {problem}")
                 if not any(n in names for n in STATE_FILES):
                     facts.problems.append(
                         Problem(

@@ -148,3 +148,23 @@ def test_a_tarball_preflight_passes_is_extracted_by_train(s3, bucket, tmp_path, 
     with s3mod.Storage(s3mod.StorageConfig.from_spec({})) as st:
         got = fetch_init_checkpoint(st, uri, tmp_path / "source", tmp_path / "work" / "downloads")
     assert (got.directory / "train-1.data-00000-of-00001").stat().st_size == 20 * MiB
+
+
+def test_an_oversized_flags_txt_in_a_checkpoint_folder_is_refused_by_both(
+    s3, bucket, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("DST_TERMINATION_LOG", str(tmp_path / "termination"))
+    put_good_split(s3, bucket, "ds", "train", 2)
+    for name, body in (
+        ("checkpoint", b'model_checkpoint_path: "train-1"\n'),
+        ("train-1.index", b"x"),
+        ("flags.txt", b"--n_hidden=64\n" * (200 * 1024)),  # 2.7 MiB, read whole by both commands
+    ):
+        s3.put_object(Bucket=bucket, Key=f"ckpt/{name}", Body=body)
+    uri = f"s3://{bucket}/ckpt/"
+    code, result = _preflight(bucket, uri, tmp_path, capsys)
+    assert code == 65
+    pattern = r"flags.txt is 2.7 MiB, more than 1.0 MiB"
+    assert any(re.search(pattern, p["message"]) for p in result["problems"]), result["problems"]
+    with s3mod.Storage(s3mod.StorageConfig.from_spec({})) as st, pytest.raises(InvalidInput, match=pattern):
+        fetch_init_checkpoint(st, uri, tmp_path / "source", tmp_path / "work" / "downloads")
