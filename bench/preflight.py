@@ -1,4 +1,5 @@
-"""Preflight validation throughput: a R-row CSV, audio headers read from S3, rows/s.
+"""Preflight validation throughput: a R-row CSV, audio headers read from S3, rows/s; and preflight's
+peak RSS at 10^4, 10^6 and 10^7 rows (it must stay flat in the number of rows).
 
 Audio: the R rows reference the staging benchmark's N real WAV clips (row i → clip i mod N, each with
 its own transcript), so every row has a real RIFF header behind it while the setup stays a few thousand
@@ -20,6 +21,12 @@ from bench.common import BenchCluster, Record, median, timed
 from bench.profiling import profile
 
 TARGET_ROWS_S = 20_000.0
+# Memory: the CPU-only preflight pod gets 2 GiB by default; the figure must not grow with the rows.
+MEMORY_ROWS = (10_000, 1_000_000, 10_000_000)
+QUICK_MEMORY_ROWS = (1_000, 10_000, 100_000)
+# Allowed growth over the smallest input: what preflight keeps is bounded (the duplicate index, at most
+# 32 MiB, and one 20 000-row chunk), so any number of rows stays within this of the smallest.
+FLAT_MIB = 100
 
 
 def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
@@ -79,13 +86,46 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
             "preflight", s3data.trainer_worker("preflight", "--csv", csv, "--work", str(target)), worker_env
         )
         shutil.rmtree(target, ignore_errors=True)
-    return [
-        Record(
-            name="trainer.preflight.rows_per_s",
-            value=round(rate),
-            unit="rows/s",
-            target=f">= {TARGET_ROWS_S:.0f} rows/s ({rows} rows over {files} real WAV objects)",
-            met=rate >= TARGET_ROWS_S,
-            details=details,
+    return [*_memory(env, worker_env, work, quick), _rate_record(rate, rows, files, details)]
+
+
+def _rate_record(rate: float, rows: int, files: int, details: dict) -> Record:
+    return Record(
+        name="trainer.preflight.rows_per_s",
+        value=round(rate),
+        unit="rows/s",
+        target=f">= {TARGET_ROWS_S:.0f} rows/s ({rows} rows over {files} real WAV objects)",
+        met=rate >= TARGET_ROWS_S,
+        details=details,
+    )
+
+
+def _memory(env: dict, worker_env: dict, work: Path, quick: bool) -> list[Record]:
+    """Peak RSS (ru_maxrss of the worker process) of check_data(mode="headers") on CSVs whose every
+    row names its own missing clip: every row is a problem and a distinct duplicate-check entry."""
+    sizes = QUICK_MEMORY_ROWS if quick else MEMORY_ROWS
+    measured: list[tuple[int, float, float]] = []
+    for rows in sizes:
+        csv = s3data.ensure_missing_audio_csv(env, rows, work / "memory-csv")
+        target = work / f"preflight-memory-{rows}"
+        shutil.rmtree(target, ignore_errors=True)
+        wall, out = timed(s3data.trainer_worker("preflight", "--csv", csv, "--work", str(target)), worker_env)
+        result = json.loads(out.strip().splitlines()[-1])
+        if result["rows"] != rows or result["problem_counts"].get("file_missing") != rows:
+            raise RuntimeError(f"preflight saw {result['rows']} rows, expected {rows} missing: {result}")
+        measured.append((rows, result["peak_rss_kib"] / 1024, wall))
+        shutil.rmtree(target, ignore_errors=True)
+    smallest = measured[0][1]
+    records = []
+    for rows, peak, wall in measured:
+        records.append(
+            Record(
+                name=f"trainer.preflight.peak_rss.{rows:.0e}".replace("+0", "").replace("+", ""),
+                value=round(peak),
+                unit="MiB",
+                target=f"flat: <= {FLAT_MIB} MiB above the {measured[0][0]}-row figure ({rows} rows, all missing audio)",
+                met=peak - smallest <= FLAT_MIB,
+                details={"rows": rows, "wall_s": round(wall, 1), "rows_per_s": round(rows / wall)},
+            )
         )
-    ]
+    return records

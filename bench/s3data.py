@@ -152,3 +152,31 @@ def trainer_worker(*args: str) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "bench.trainer_worker", *args]
+
+
+def ensure_missing_audio_csv(env: Mapping[str, str], rows: int, work: Path) -> str:
+    """A `rows`-row CSV whose every row names its own clip, none of which exists (the worst case for
+    preflight's memory: every row is a problem and a distinct entry of the duplicate check)."""
+    s3 = client(env)
+    ensure_bucket(s3, BUCKET)
+    key = f"memory/missing-{rows}.csv"
+    try:
+        s3.head_object(Bucket=BUCKET, Key=key)
+        return f"s3://{BUCKET}/{key}"
+    except Exception:
+        pass
+    log(f"writing and uploading a {rows}-row CSV with missing audio")
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"missing-{rows}.csv"
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("wav_filename,wav_filesize,transcript\n")
+        for start in range(0, rows, 100_000):
+            fh.write(
+                "".join(
+                    f"clips/m{i:08d}.wav,100044,the quick brown fox\n"
+                    for i in range(start, min(rows, start + 100_000))
+                )
+            )
+    s3.upload_file(str(path), BUCKET, key)
+    path.unlink()
+    return f"s3://{BUCKET}/{key}"

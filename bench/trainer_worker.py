@@ -107,6 +107,9 @@ def main() -> None:
             t0 = time.perf_counter()
             result = store.sync(1)
             out |= {"seconds": time.perf_counter() - t0, "uploaded": result.uploaded}
+    import resource
+
+    out["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(out))
 
 

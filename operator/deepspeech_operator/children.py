@@ -77,13 +77,20 @@ def image_of(spec: Mapping[str, Any], config: OperatorConfig) -> str:
     )
 
 
-def _env(owner: Owner, run_id: str, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+def work_dir_size(spec: Mapping[str, Any], config: OperatorConfig) -> str:
+    """sizeLimit of the /work emptyDir, the same for both stages: preflight checks a checkpoint tarball
+    against the limits train will derive from it."""
+    return str(spec.get("resources", {}).get("workDirSize", config.train_defaults.work_dir_size))
+
+
+def _env(owner: Owner, run_id: str, spec: Mapping[str, Any], work_size: str) -> list[dict[str, Any]]:
     storage = spec.get("storage", {})
     env: list[dict[str, Any]] = [
         {"name": "DST_NAME", "value": owner.name},
         {"name": "DST_NAMESPACE", "value": owner.namespace},
         {"name": "DST_RUN_ID", "value": run_id},
         {"name": "DST_WORK_DIR", "value": contract.WORK_DIR},
+        {"name": "DST_WORK_DIR_SIZE", "value": work_size},
         {"name": "HOME", "value": contract.WORK_DIR},  # the root filesystem is read-only
         {"name": "AWS_REGION", "value": storage.get("region", "us-east-1")},
     ]
@@ -176,6 +183,7 @@ def build_job(
     name = naming.job_name(owner.name, run_id, stage, resumes)
     labels = run_labels(owner, run_id, stage)
     resources, shm = _resources(stage, spec, config)
+    work_size = work_dir_size(spec, config)
     uid = config.run_as_user
     container = {
         "name": contract.CONTAINER_NAME,
@@ -183,7 +191,7 @@ def build_job(
         "imagePullPolicy": config.image_pull_policy,
         "command": ["deepspeech-trainer"],
         "args": [stage, "--spec", contract.SPEC_FILE],
-        "env": _env(owner, run_id, spec),
+        "env": _env(owner, run_id, spec, work_size),
         "resources": resources,
         "volumeMounts": [
             {"name": SPEC_VOLUME, "mountPath": contract.SPEC_MOUNT_DIR, "readOnly": True},
@@ -229,7 +237,7 @@ def build_job(
                     ]
                 },
             },
-            {"name": "work", "emptyDir": {}},
+            {"name": "work", "emptyDir": {"sizeLimit": work_size}},
             {"name": "tmp", "emptyDir": {}},
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
         ],

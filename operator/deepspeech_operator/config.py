@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
-from . import api
+from . import api, schema
 
 ENV_PREFIX = "DST_OPERATOR_"
 DEFAULT_IMAGE_REPOSITORY = "deepspeech-operator/trainer"
@@ -30,6 +30,7 @@ class Resources:
     cpu: str
     memory: str
     shared_memory: str = "64Mi"
+    work_dir_size: str = "50Gi"  # sizeLimit of the /work emptyDir; the trainer derives tarball limits from it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     add("train-cpu", "default CPU of training pods (default 4)")
     add("train-memory", "default memory of training pods (default 16Gi)")
     add("train-shared-memory", "default /dev/shm size of training pods (default 2Gi)")
+    add("train-work-dir-size", "default size limit of the /work emptyDir of trainer pods (default 50Gi)")
     add("preflight-cpu", "CPU of preflight pods (default 1)")
     add("preflight-memory", "memory of preflight pods (default 2Gi)")
     add("train-grace-seconds", "terminationGracePeriodSeconds of training pods (default 300)")
@@ -159,6 +161,14 @@ def _quantity(value: str | None, flag: str, default: str) -> str:
     return value
 
 
+def _size(value: str | None, flag: str, default: str) -> str:
+    if value in (None, ""):
+        return default
+    if not re.match(schema.SIZE, value):
+        raise ConfigError(f"--{flag} ({_env(flag)}): {value!r} is not a size such as 500M or 50Gi")
+    return value
+
+
 def _images(value: str | None) -> dict[str, str]:
     images: dict[str, str] = {}
     for item in _split(value or ""):
@@ -209,6 +219,7 @@ def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
             cpu=_quantity(args.train_cpu, "train-cpu", "4"),
             memory=_quantity(args.train_memory, "train-memory", "16Gi"),
             shared_memory=_quantity(args.train_shared_memory, "train-shared-memory", "2Gi"),
+            work_dir_size=_size(args.train_work_dir_size, "train-work-dir-size", "50Gi"),
         ),
         preflight_resources=Resources(
             cpu=_quantity(args.preflight_cpu, "preflight-cpu", "1"),

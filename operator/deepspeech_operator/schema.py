@@ -22,6 +22,7 @@ HTTP_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+SIZE = r"^[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$"  # bytes: a quantity without milli
 IMAGE = r"^[^\s]+$"
 FLAG = r"^--[a-z][a-z0-9_]*(=.*)?$"
 AUGMENTATION = r"^[a-z_]+(\[[^\]]*\])?$"
@@ -51,8 +52,27 @@ def _bool(description: str, **extra: Any) -> Schema:
     return {"type": "boolean", "description": description, **extra}
 
 
+# A path segment that is empty ('//', a key starting with '/'), '.' or '..', after scheme://host/. A
+# trailing '/' (a folder prefix) is fine. AWS keeps such keys verbatim (the trainer's local copy would
+# leave its work dir) and answers '..' with InvalidRequest; the trainer refuses them again.
+BAD_PATH_SEGMENT = r"^[a-z0-9]+://[^/]*/([^/]*/)*([.][.]?(/|$)|/)"
+
+
 def _uri(description: str, pattern: str) -> Schema:
-    return _str(description, pattern=pattern, maxLength=MAX_URI_LEN)
+    return _str(
+        description + " No empty, '.' or '..' path segments.",
+        pattern=pattern,
+        maxLength=MAX_URI_LEN,
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!self.matches(r'{BAD_PATH_SEGMENT}')",
+                    "message": "has an empty, '.' or '..' path segment (e.g. '//' or '/../'): write the "
+                    "key as a plain relative path",
+                }
+            ]
+        },
+    )
 
 
 def _uris(description: str, *, min_items: int = 0) -> Schema:
@@ -277,6 +297,15 @@ def spec_schema() -> Schema:
                         "Size of /dev/shm (a memory emptyDir; counts against memory); default from the "
                         "operator."
                     ),
+                    "workDirSize": {
+                        **_quantity(
+                            "Size limit of the /work emptyDir of the preflight and training pods (staged "
+                            "audio, checkpoints, the initFrom.checkpoint download), e.g. 100Gi; default "
+                            "from the operator (50Gi). A checkpoint tarball may unpack to at most a quarter "
+                            "of it, a single member to an eighth."
+                        ),
+                        "pattern": SIZE,
+                    },
                     "nodeSelector": {
                         "type": "object",
                         "description": "Node labels the training pod requires, as Pod nodeSelector.",

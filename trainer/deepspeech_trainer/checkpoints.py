@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import shutil
-import tarfile
 import threading
 import time
 import urllib.error
@@ -23,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from deepspeech_trainer import s3
+from deepspeech_trainer import archive, s3
 from deepspeech_trainer.alphabet import parse_alphabet
+from deepspeech_trainer.archive import ArchiveLimits, ArchiveRules
 from deepspeech_trainer.csvdata import Problem
 from deepspeech_trainer.exitcodes import InvalidInput, TransientError
 
@@ -35,7 +35,6 @@ RUN_STATE = "run-state.json"
 LATEST = "latest"
 FLAGS_TXT = "flags.txt"
 ALPHABET_TXT = "alphabet.txt"
-INSPECT_TARBALL_MAX = 64 * 1024 * 1024
 HTTP_TIMEOUT_S = 10
 
 _PATH_LINE = re.compile(
@@ -482,26 +481,12 @@ def _is_tarball(uri: str) -> bool:
     return uri.lower().endswith((".tar.gz", ".tgz"))
 
 
-def safe_extract(tar_path: Path, dest: Path, field: str = "spec.initFrom.checkpoint") -> None:
-    """Extract regular files and folders only; any member that would land outside `dest` is refused."""
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    try:
-        with tarfile.open(tar_path, "r:*") as tar:
-            members = tar.getmembers()
-            for m in members:
-                target = (root / m.name).resolve()
-                if m.name.startswith("/") or not (target == root or root in target.parents):
-                    raise InvalidInput(
-                        f"{field}: tarball member {m.name!r} would be written outside the target"
-                    )
-                if not (m.isfile() or m.isdir()):
-                    raise InvalidInput(f"{field}: tarball member {m.name!r} is a link or device; refused")
-            tar.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
-        raise InvalidInput(f"{field}: not a readable .tar.gz checkpoint: {exc}") from exc
+def safe_extract(
+    tar_path: Path, dest: Path, field: str = "spec.initFrom.checkpoint", limits: ArchiveLimits | None = None
+) -> None:
+    """Extract a checkpoint tarball under the rules preflight applies too (deepspeech_trainer.archive)."""
+    limits = limits or ArchiveLimits.for_work_dir(dest)
+    archive.extract(tar_path, dest, ArchiveRules(limits, field))
 
 
 def _find_checkpoint_dir(root: Path) -> Path | None:
@@ -519,16 +504,20 @@ def fetch_init_checkpoint(storage: s3.Storage, uri: str, dest: Path, scratch: Pa
     scratch.mkdir(parents=True, exist_ok=True)
     if _is_tarball(uri):
         tar_path = scratch / "init-checkpoint.tar.gz"
+        limits = ArchiveLimits.for_work_dir(scratch)
         if uri.startswith("https://"):
-            _download_https(uri, tar_path)
+            _download_https(uri, tar_path, limits)
         else:
             src = s3.parse_s3_uri(uri, field)
             with s3.s3_errors(uri, field):
+                meta = s3.head(storage, src)
+                if meta is not None:
+                    _check_compressed_size(meta["ContentLength"], limits, f"{field}: {uri}")
                 storage.manager.download(src.bucket, src.key, str(tar_path)).result()
         unpacked = scratch / "init-checkpoint"
         if unpacked.exists():
             shutil.rmtree(unpacked)
-        safe_extract(tar_path, unpacked, field)
+        safe_extract(tar_path, unpacked, f"{field}: {uri}", limits)
         found = _find_checkpoint_dir(unpacked)
         if found is None:
             raise InvalidInput(f"{field}: {uri} contains no 'checkpoint' or 'best_dev_checkpoint' state file")
@@ -541,11 +530,15 @@ def fetch_init_checkpoint(storage: s3.Storage, uri: str, dest: Path, scratch: Pa
     return _describe_local(dest, uri, field)
 
 
-def _download_https(url: str, target: Path) -> None:
+def _download_https(url: str, target: Path, limits: ArchiveLimits) -> None:
     field = "spec.initFrom.checkpoint"
     try:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as resp, target.open("wb") as out:
-            shutil.copyfileobj(resp, out, 1024 * 1024)
+            written = 0
+            while chunk := resp.read(1024 * 1024):
+                written += len(chunk)
+                _check_compressed_size(written, limits, f"{field}: {url}", so_far=True)
+                out.write(chunk)
     except urllib.error.HTTPError as exc:
         err = InvalidInput if 400 <= exc.code < 500 else TransientError
         raise err(f"{field}: {url}: HTTP {exc.code}") from exc
@@ -574,6 +567,16 @@ def _download_folder(storage: s3.Storage, folder: s3.S3Uri, dest: Path, field: s
             fut.result()
 
 
+def _small_text(path: Path, uri: str, field: str) -> str | None:
+    """flags.txt/alphabet.txt of a fetched checkpoint, under the size rule preflight applied."""
+    if not path.is_file():
+        return None
+    problem = archive.text_file_problem(path.name, path.stat().st_size)
+    if problem:
+        raise InvalidInput(f"{field}: {uri}: {path.name} {problem}")
+    return path.read_text(encoding="utf-8")
+
+
 def _describe_local(directory: Path, uri: str, field: str) -> SourceCheckpoint:
     rewrite_local_state_files(directory)
     load = "best" if (directory / "best_dev_checkpoint").is_file() else "last"
@@ -581,13 +584,10 @@ def _describe_local(directory: Path, uri: str, field: str) -> SourceCheckpoint:
     prefixes = local_prefixes(directory, state)
     if not prefixes or not (directory / f"{prefixes[0]}.index").is_file():
         raise InvalidInput(f"{field}: {uri}: {state} names {prefixes[:1]} but its .index file is missing")
-    flags_txt = directory / FLAGS_TXT
-    flags = parse_flags_txt(flags_txt.read_text(encoding="utf-8")) if flags_txt.is_file() else {}
-    alphabet = None
-    if (directory / ALPHABET_TXT).is_file():
-        alphabet = parse_alphabet(
-            (directory / ALPHABET_TXT).read_text(encoding="utf-8"), f"{uri} alphabet.txt"
-        )
+    flags_txt = _small_text(directory / FLAGS_TXT, uri, field)
+    flags = parse_flags_txt(flags_txt) if flags_txt is not None else {}
+    alphabet_txt = _small_text(directory / ALPHABET_TXT, uri, field)
+    alphabet = parse_alphabet(alphabet_txt, f"{uri} alphabet.txt") if alphabet_txt is not None else None
     log.info("init checkpoint %s: %s (load %s)", uri, prefixes[0], load)
     return SourceCheckpoint(directory, load, flags, alphabet)
 
@@ -605,7 +605,10 @@ class CheckpointFacts:
     notes: list[str] = field(default_factory=list)
 
 
-def inspect_init_checkpoint(storage: s3.Storage, uri: str) -> CheckpointFacts:
+def inspect_init_checkpoint(storage: s3.Storage, uri: str, limits: ArchiveLimits) -> CheckpointFacts:
+    """Flags, alphabet and problems of the source checkpoint. An S3 tarball is streamed through whole
+    (nothing is written) under the rules train extracts it with, so a tarball train would refuse
+    fails here, before a GPU pod starts."""
     facts = CheckpointFacts()
     field = "spec.initFrom.checkpoint"
     try:
@@ -619,17 +622,22 @@ def inspect_init_checkpoint(storage: s3.Storage, uri: str) -> CheckpointFacts:
                     facts.problems.append(
                         Problem(uri, 0, "checkpoint_missing", f"{field}: {uri} does not exist")
                     )
-                elif meta["ContentLength"] <= INSPECT_TARBALL_MAX:
-                    body = storage.client.get_object(Bucket=src.bucket, Key=src.key)["Body"]
-                    _read_tar_facts(body, facts, uri)
                 else:
-                    facts.notes.append(
-                        f"{field}: {uri} is {meta['ContentLength'] / 1e6:.0f} MB; geometry is checked when training fetches it"
-                    )
+                    _check_compressed_size(meta["ContentLength"], limits, f"{field}: {uri}")
+                    body = storage.client.get_object(Bucket=src.bucket, Key=src.key)["Body"]
+                    _read_tar_facts(body, facts, uri, ArchiveRules(limits, f"{field}: {uri}"))
         else:
             folder = s3.parse_s3_uri(uri, field).folder
             with s3.s3_errors(uri, field):
-                names = [o["Key"][len(folder.key) :] for o in s3.list_objects(storage, folder, delimiter="/")]
+                sizes = {
+                    o["Key"][len(folder.key) :]: int(o["Size"])
+                    for o in s3.list_objects(storage, folder, delimiter="/")
+                }
+                names = list(sizes)
+                for name in (FLAGS_TXT, ALPHABET_TXT):
+                    problem = archive.text_file_problem(name, sizes.get(name, 0))
+                    if problem:
+                        raise InvalidInput(f"{field}: {uri}: {name} {problem}")
                 if not any(n in names for n in STATE_FILES):
                     facts.problems.append(
                         Problem(
@@ -668,38 +676,29 @@ def _probe_https(url: str, facts: CheckpointFacts) -> None:
         )
 
 
-class _Capped:
-    """File-like wrapper that stops a streamed tarball read after `limit` bytes."""
-
-    def __init__(self, raw: Any, limit: int) -> None:
-        self.raw = raw
-        self.left = limit
-
-    def read(self, n: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.raw.read(n)
-        self.left -= len(data)
-        return data
+def _check_compressed_size(size: int, limits: ArchiveLimits, where: str, *, so_far: bool = False) -> None:
+    if size > limits.total:
+        raise InvalidInput(
+            f"{where}: the tarball is {'at least ' if so_far else ''}{archive.human(size)}, more than the "
+            f"{archive.human(limits.total)} "
+            "a checkpoint may take in the work dir (spec.resources.workDirSize)"
+        )
 
 
-def _read_tar_facts(body: Any, facts: CheckpointFacts, uri: str) -> None:
+def _read_tar_facts(body: Any, facts: CheckpointFacts, uri: str, rules: ArchiveRules) -> None:
+    names: list[str] = []
     try:
-        with tarfile.open(fileobj=_Capped(body, INSPECT_TARBALL_MAX), mode="r|*") as tar:
-            names: list[str] = []
-            for member in tar:
-                names.append(member.name)
-                base = PurePosixPath(member.name).name
-                if member.isfile() and base in (FLAGS_TXT, ALPHABET_TXT):
-                    data = tar.extractfile(member)
-                    text = data.read().decode("utf-8") if data else ""
-                    if base == FLAGS_TXT:
-                        facts.flags = parse_flags_txt(text)
-                    else:
-                        facts.alphabet = parse_alphabet(text, f"{uri} alphabet.txt")
-    except (tarfile.TarError, EOFError, UnicodeDecodeError) as exc:
-        facts.problems.append(Problem(uri, 0, "checkpoint_unusable", f"not a readable .tar.gz: {exc}"))
+        for tar, member in archive.members(body, rules):
+            names.append(member.name)
+            base = PurePosixPath(member.name).name
+            if member.isfile() and base in (FLAGS_TXT, ALPHABET_TXT):
+                text = archive.read_text_member(tar, member).decode("utf-8")
+                if base == FLAGS_TXT:
+                    facts.flags = parse_flags_txt(text)
+                else:
+                    facts.alphabet = parse_alphabet(text, f"{uri} alphabet.txt")
+    except UnicodeDecodeError as exc:
+        facts.problems.append(Problem(uri, 0, "checkpoint_unusable", f"not UTF-8 text in the tarball: {exc}"))
         return
     if not any(PurePosixPath(n).name in STATE_FILES for n in names):
         facts.problems.append(Problem(uri, 0, "checkpoint_missing", "tarball holds no checkpoint state file"))

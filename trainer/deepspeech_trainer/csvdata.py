@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import posixpath
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 REQUIRED_COLUMNS = ("wav_filename", "transcript")
 COLUMNS = ("wav_filename", "wav_filesize", "transcript")
@@ -48,71 +50,141 @@ class CsvTable:
 
 
 def parse_csv(text: str, source: str) -> CsvTable:
-    """Parse a DeepSpeech CSV. Tolerates a UTF-8 BOM, CRLF and quoted fields; never raises on content.
-
-    Extra columns are ignored (as DeepSpeech does); a missing required column is one problem on line
-    1 and no rows. Rows with the wrong field count are problems naming their line.
-    """
+    """Parse a whole DeepSpeech CSV held in memory (see `iter_csv`); small files and tests only."""
     if text.startswith("\ufeff"):
         text = text[1:]  # DeepSpeech would read the BOM into the first column name
-    reader = csv.reader(io.StringIO(text, newline=""))
     table = CsvTable(source=source, header=[])
+    for item in iter_csv(io.StringIO(text, newline=""), source, header_out=table.header):
+        (table.rows if isinstance(item, Row) else table.problems).append(item)
+    return table
+
+
+def iter_csv(
+    lines: Iterable[str],
+    source: str,
+    *,
+    header_out: list[str] | None = None,
+    pending: list[Problem] | None = None,
+) -> Iterator[Row | Problem]:
+    """Rows and problems of a DeepSpeech CSV, in file order; never raises on content, holds one record.
+
+    Tolerates CRLF and quoted fields. Extra columns are ignored (as DeepSpeech does); a missing
+    required column is one problem on line 1 and no rows. Rows with the wrong field count are problems
+    naming their line. `pending`: problems found while reading lines (`csv_file_lines`), passed on in
+    order. `header_out` receives the stripped header.
+    """
+    pending = [] if pending is None else pending
+    reader = csv.reader(lines)
+
+    def drained() -> Iterator[Problem]:
+        while pending:
+            yield pending.pop(0)
+
     try:
         header = next(reader)
     except StopIteration:
-        table.problems.append(Problem(source, 1, "csv_header", "file is empty: no header line"))
-        return table
+        yield from drained()
+        yield Problem(source, 1, "csv_header", "file is empty: no header line")
+        return
     except csv.Error as exc:
-        table.problems.append(Problem(source, 1, "csv_syntax", f"cannot parse header: {exc}"))
-        return table
-    table.header = [h.strip() for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.header]
+        yield from drained()
+        yield Problem(source, 1, "csv_syntax", f"cannot parse header: {exc}")
+        return
+    yield from drained()
+    header = [h.strip() for h in header]
+    if header_out is not None:
+        header_out[:] = header
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        table.problems.append(
-            Problem(
-                source,
-                1,
-                "csv_header",
-                f"header {','.join(table.header)!r} lacks column(s) {', '.join(missing)}; "
-                f"expected {','.join(COLUMNS)}",
-            )
+        yield Problem(
+            source,
+            1,
+            "csv_header",
+            f"header {','.join(header)!r} lacks column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}",
         )
-        return table
-    i_wav = table.header.index("wav_filename")
-    i_text = table.header.index("transcript")
-    i_size = table.header.index("wav_filesize") if "wav_filesize" in table.header else -1
-    width = len(table.header)
+        return
+    i_wav = header.index("wav_filename")
+    i_text = header.index("transcript")
+    i_size = header.index("wav_filesize") if "wav_filesize" in header else -1
+    width = len(header)
     last_line = reader.line_num
     while True:
         start = last_line + 1
         try:
             record = next(reader)
         except StopIteration:
-            break
+            yield from drained()
+            return
         except csv.Error as exc:
-            table.problems.append(Problem(source, start, "csv_syntax", str(exc)))
+            yield from drained()
+            yield Problem(source, start, "csv_syntax", str(exc))
             last_line = reader.line_num
             continue
+        yield from drained()
         last_line = reader.line_num
         if not record or (len(record) == 1 and not record[0].strip()):
             continue  # blank line: csv.DictReader skips these too
         if len(record) != width:
-            table.problems.append(
-                Problem(
-                    source,
-                    start,
-                    "csv_columns",
-                    f"{len(record)} fields, header has {width} (an unquoted comma in the transcript?)",
-                )
+            yield Problem(
+                source,
+                start,
+                "csv_columns",
+                f"{len(record)} fields, header has {width} (an unquoted comma in the transcript?)",
             )
             continue
         size = record[i_size].strip() if i_size >= 0 else ""
         if size and not size.isdigit():
-            table.problems.append(
-                Problem(source, start, "csv_filesize", f"wav_filesize {size!r} is not a non-negative integer")
+            yield Problem(
+                source, start, "csv_filesize", f"wav_filesize {size!r} is not a non-negative integer"
             )
-        table.rows.append(Row(start, record[i_wav].strip(), size, record[i_text]))
-    return table
+        yield Row(start, record[i_wav].strip(), size, record[i_text])
+
+
+MAX_LINE_BYTES = 1024 * 1024  # far above any real row; csv's own field limit is 131 072 characters
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
+
+
+def csv_file_lines(fh: BinaryIO, source: str, pending: list[Problem]) -> Iterator[str]:
+    """Decoded lines of a CSV file for `csv.reader`, one at a time (memory bounded by MAX_LINE_BYTES).
+
+    A leading BOM is dropped; CR, LF and CRLF end lines. A longer line is a problem naming it and is
+    passed on as a blank line (line numbers stay right); bytes that are not UTF-8 are a problem naming
+    line and byte, and end the file. Problems go to `pending` (for `iter_csv`).
+    """
+    number = 0
+    offset = 0
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            skipped = len(raw)
+            while (rest := fh.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                skipped += len(rest)
+            skipped += len(rest)
+            pending.append(
+                Problem(source, number, "csv_syntax", f"line is longer than {MAX_LINE_BYTES} bytes; not read")
+            )
+            offset += skipped
+            yield "\n"
+            continue
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw, offset = raw[3:], 3  # DeepSpeech would read the BOM into the first column name
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            pending.append(
+                Problem(
+                    source, number, "csv_encoding", f"not UTF-8: {exc.reason} at byte {offset + exc.start}"
+                )
+            )
+            return
+        offset += len(raw)
+        if "\r" in line[:-2]:
+            yield from filter(None, _LONE_CR.split(line))  # old Mac line ends, as newline="" reads them
+        else:
+            yield line
 
 
 def normalize_transcript(text: str) -> str:
@@ -143,8 +215,12 @@ def resolve_wav(csv_key: str, wav_filename: str) -> Resolved:
     if "\\" in name:
         return Resolved(None, ("path_invalid", f"wav_filename {name!r} contains a backslash"))
     root = posixpath.dirname(csv_key)
-    joined = posixpath.normpath(posixpath.join(root, name)) if root else posixpath.normpath(name)
-    inside = joined.startswith(root + "/") if root else not (joined == ".." or joined.startswith("../"))
+    if "//" not in name and "/." not in "/" + name:
+        # No empty or dot segments (the usual case, 10^7 times per preflight): nothing to normalise.
+        joined, inside = (f"{root}/{name}" if root else name), True
+    else:
+        joined = posixpath.normpath(posixpath.join(root, name)) if root else posixpath.normpath(name)
+        inside = joined.startswith(root + "/") if root else not (joined == ".." or joined.startswith("../"))
     if not inside or joined in (".", ""):
         return Resolved(
             None, ("path_escape", f"wav_filename {name!r} leaves the dataset folder {root or '/'!r}")

@@ -19,13 +19,22 @@ import yaml
 
 from deepspeech_trainer import s3
 from deepspeech_trainer import spec as spec_mod
-from deepspeech_trainer.alphabet import derive_alphabet, format_alphabet, parse_alphabet
+from deepspeech_trainer.alphabet import format_alphabet, parse_alphabet
+from deepspeech_trainer.archive import ArchiveLimits
 from deepspeech_trainer.checkpoints import compatibility_problems, inspect_init_checkpoint
 from deepspeech_trainer.csvdata import Problem
 from deepspeech_trainer.exitcodes import INVALID, OK, RETRY, InvalidInput, TransientError
 from deepspeech_trainer.report import StatusReporter, write_termination_message
-from deepspeech_trainer.staging import Mode, StageResult, stage
-from deepspeech_trainer.validation import Report, settings_from_spec, validate
+from deepspeech_trainer.staging import (
+    Mode,
+    StagedCsv,
+    StageResult,
+    StageStats,
+    spec_csvs,
+    stage,
+    stream_headers,
+)
+from deepspeech_trainer.validation import Report, Validator, settings_from_spec
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +113,7 @@ def check_data(
 
     ckpt_uri = init.get("checkpoint")
     if ckpt_uri and inspect_checkpoint:
-        facts = inspect_init_checkpoint(storage, ckpt_uri)
+        facts = inspect_init_checkpoint(storage, ckpt_uri, ArchiveLimits.for_work_dir(work_dir))
         extra += facts.problems
         notes += facts.notes
         checkpoint_flags, checkpoint_alphabet = facts.flags, facts.alphabet
@@ -116,23 +125,35 @@ def check_data(
         # Fine-tuning without dropping layers keeps the source's output layer: its alphabet rules.
         alphabet, source = checkpoint_alphabet, "checkpoint"
 
-    staged = stage(spec, storage, work_dir, mode=mode)
-    if alphabet is None and not data.get("alphabet"):
-        alphabet = derive_alphabet(r.transcript for c in staged.csvs for r in c.rows)
-        source = "derived"
-    if (
-        ckpt_uri
-        and run_alphabet is None
-        and (checkpoint_flags is not None or checkpoint_alphabet is not None)
-    ):
-        problems, ck_notes = compatibility_problems(
-            ckpt_uri, checkpoint_flags or {}, checkpoint_alphabet, spec, alphabet or []
-        )
+    def compatibility(labels: list[str]) -> tuple[list[Problem], list[str]]:
+        if not ckpt_uri or run_alphabet is not None:
+            return [], []
+        if checkpoint_flags is None and checkpoint_alphabet is None:
+            return [], []
+        return compatibility_problems(ckpt_uri, checkpoint_flags or {}, checkpoint_alphabet, spec, labels)
+
+    if alphabet is not None:
+        problems, ck_notes = compatibility(alphabet)
         extra += problems
         notes += ck_notes
-    report = validate(
-        staged.csvs, settings, alphabet=alphabet, alphabet_source=source, extra=extra, notes=notes
-    )
+    validator = Validator(settings, alphabet=alphabet, alphabet_source=source, extra=extra, notes=notes)
+    if mode == "headers":
+        # Streamed: a dataset of any size is checked in bounded memory (the CPU pod's limit).
+        stats = StageStats()
+        for chunk in stream_headers(spec, storage, work_dir, stats):
+            validator.add(chunk)
+        staged = StageResult(
+            [StagedCsv(split, i, uri, f"spec.data.{split}[{i}]") for split, i, uri in spec_csvs(spec)], stats
+        )
+    else:
+        staged = stage(spec, storage, work_dir, mode=mode)
+        for csv_part in staged.csvs:
+            validator.add(csv_part)
+    if alphabet is None:
+        problems, ck_notes = compatibility(validator.alphabet())
+        validator.add_first(problems)
+        validator.notes += ck_notes
+    report = validator.report()
     return DataCheck(report, staged)
 
 

@@ -45,7 +45,8 @@ def _encode(obj: Mapping[str, Any]) -> bytes:
 
 def fit_message(obj: Mapping[str, Any], limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """JSON of `obj` in at most `limit` bytes. Degrades by dropping problems (the count stays), then by
-    shortening strings; `problemCount` is kept so the reader knows how many there were."""
+    shortening strings; `problemCount` is kept so the reader knows how many there were, and the first
+    problem always survives (shortened if need be): it is the one a user needs to start fixing."""
     data = _encode(obj)
     if len(data) <= limit:
         return data
@@ -53,16 +54,8 @@ def fit_message(obj: Mapping[str, Any], limit: int = MAX_MESSAGE_BYTES) -> bytes
     problems = list(out.get("problems") or [])
     if problems:
         out.setdefault("problemCount", len(problems))
-        lo, hi = 0, len(problems)
-        while lo < hi:  # largest number of problems that still fits
-            mid = (lo + hi + 1) // 2
-            out["problems"] = problems[:mid]
-            if len(_encode(out)) <= limit:
-                lo = mid
-            else:
-                hi = mid - 1
-        out["problems"] = problems[:lo]
-        out["problemsTruncated"] = True
+        out["problemsTruncated"] = True  # set before measuring: the marker takes bytes too
+        out["problems"] = problems[: max(1, _most_problems_fitting(out, problems, limit))]
         data = _encode(out)
         if len(data) <= limit:
             return data
@@ -71,10 +64,31 @@ def fit_message(obj: Mapping[str, Any], limit: int = MAX_MESSAGE_BYTES) -> bytes
         data = _encode(out)
         if len(data) <= limit:
             return data
-    # Pathological input (huge keys or lists): keep only scalars that identify the outcome.
-    keep = {k: v for k, v in out.items() if isinstance(v, bool | int | float) or k in ("kind", "runId")}
+    # Pathological input (huge keys or many fields): scalars that identify the outcome, first problem.
+    keep = {
+        k: v
+        for k, v in out.items()
+        if isinstance(v, bool | int | float) or k in ("kind", "runId", "problems")
+    }
     keep["truncated"] = True
-    return _encode(_shorten(keep, 64))[:limit]
+    data = _encode(_shorten(keep, 64))
+    if len(data) <= limit:
+        return data
+    essential = ("kind", "runId", "ok", "exitCode", "problemCount", "problems", "truncated")
+    return _encode(_shorten({k: keep[k] for k in essential if k in keep}, 64))
+
+
+def _most_problems_fitting(out: dict[str, Any], problems: list[Any], limit: int) -> int:
+    """Largest n such that `out` with the first n problems encodes within `limit` (0 if none fits)."""
+    lo, hi = 0, len(problems)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        out["problems"] = problems[:mid]
+        if len(_encode(out)) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _shorten(value: Any, cut: int) -> Any:

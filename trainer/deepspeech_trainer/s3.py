@@ -31,7 +31,7 @@ LARGE_TRANSFER_CONCURRENCY = 10
 MiB = 1024 * 1024
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class S3Uri:
     bucket: str
     key: str
@@ -65,7 +65,29 @@ def parse_s3_uri(uri: str, field: str = "") -> S3Uri:
     bucket, _, key = rest.partition("/")
     if not bucket or "/" in bucket or not _bucket_name_ok(bucket):
         raise InvalidInput(f"{where}{uri!r} has no valid bucket name")
+    problem = path_segment_problem(key)
+    if problem:
+        raise InvalidInput(f"{where}{uri!r}: {problem}")
     return S3Uri(bucket, key)
+
+
+def path_segment_problem(path: str) -> str | None:
+    """Why `path` (an S3 key or a URL path) is not a plain relative path, or None.
+
+    Empty, '.' and '..' segments are refused (a trailing '/' of a folder prefix is fine): AWS keeps a
+    key such as '/tmp/x' verbatim, so `<cache>/<bucket>/<key>` would leave the work dir, and S3
+    answers keys with '..' with InvalidRequest, which looks like storage trouble instead of a typo.
+    The CRD's CEL rule on every URI says the same at admission.
+    """
+    segments = path.split("/")
+    if segments[-1] == "":
+        segments.pop()  # "a/b/" names a folder; "" the bucket root
+    for segment in segments:
+        if segment == "":
+            return "has an empty path segment ('//', or a key starting with '/')"
+        if segment in (".", ".."):
+            return f"has a {segment!r} path segment; write the path without it"
+    return None
 
 
 def _bucket_name_ok(bucket: str) -> bool:

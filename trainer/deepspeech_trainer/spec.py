@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import yaml
 
-from . import flags
+from . import flags, s3
 from .exitcodes import InvalidInput
 
 Schema = Mapping[str, Any]
@@ -311,7 +311,18 @@ def _uri_list(value: Any, field: str, *, required: bool) -> list[str]:
     for i, uri in enumerate(value):
         if not isinstance(uri, str) or not uri:
             raise InvalidInput(f"{field}[{i}]: must be a non-empty string, got {uri!r}")
+        check_uri_path(uri, f"{field}[{i}]")
     return value
+
+
+def check_uri_path(uri: str | None, field: str) -> None:
+    """The CRD's CEL rule, again: no empty, '.' or '..' segment in an s3:// key or an https:// path."""
+    if uri is None:
+        return
+    path = uri.split("://", 1)[1].partition("/")[2] if "://" in uri else uri
+    problem = s3.path_segment_problem(path)
+    if problem:
+        raise InvalidInput(f"{field}: {uri!r} {problem}")
 
 
 def _optional_str(value: Any, field: str) -> str | None:
@@ -335,14 +346,18 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
     _uri_list(data.get("train"), "spec.data.train", required=True)
     dev = _uri_list(data.get("dev"), "spec.data.dev", required=False)
     _uri_list(data.get("test"), "spec.data.test", required=False)
-    _optional_str(data.get("alphabet"), "spec.data.alphabet")
-    if _optional_str(data.get("scorer"), "spec.data.scorer") and legacy:
+    check_uri_path(_optional_str(data.get("alphabet"), "spec.data.alphabet"), "spec.data.alphabet")
+    scorer = _optional_str(data.get("scorer"), "spec.data.scorer")
+    check_uri_path(scorer, "spec.data.scorer")
+    if scorer and legacy:
         raise InvalidInput(f"spec.data.scorer: scorer packages need DeepSpeech 0.7.4 or later, not {version}")
 
     init = _section(spec, "initFrom")
     if init:
-        if _optional_str(init.get("checkpoint"), "spec.initFrom.checkpoint") is None:
+        checkpoint = _optional_str(init.get("checkpoint"), "spec.initFrom.checkpoint")
+        if checkpoint is None:
             raise InvalidInput("spec.initFrom.checkpoint: required when initFrom is given")
+        check_uri_path(checkpoint, "spec.initFrom.checkpoint")
         drop = _int(init.get("dropSourceLayers", 0), "spec.initFrom.dropSourceLayers", 0, 5)
         if drop and legacy:
             raise InvalidInput(
@@ -394,8 +409,13 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
         raise InvalidInput("spec.training.cudnn: the cuDNN LSTM needs a GPU, but spec.resources.gpus is 0")
 
     output = _section(spec, "output", required=True)
-    if _optional_str(output.get("uri"), "spec.output.uri") is None:
+    output_uri = _optional_str(output.get("uri"), "spec.output.uri")
+    if output_uri is None:
         raise InvalidInput("spec.output.uri: required")
+    check_uri_path(output_uri, "spec.output.uri")
+    check_uri_path(
+        _optional_str(output.get("checkpoints"), "spec.output.checkpoints"), "spec.output.checkpoints"
+    )
     _bool(output.get("tflite", False), "spec.output.tflite")
 
     extra = training.get("extraArgs") or []

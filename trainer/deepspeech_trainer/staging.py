@@ -16,26 +16,36 @@ the listing carries exactly what the cache needs (size, ETag).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
 import posixpath
+import shutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import botocore.exceptions
 from s3transfer.subscribers import BaseSubscriber
 
 from deepspeech_trainer import s3
 from deepspeech_trainer.audio import HEADER_BYTES, WavHeaderError, WavInfo, parse_wav_header, read_wav_header
-from deepspeech_trainer.csvdata import Problem, normalize_transcript, parse_csv, resolve_wav, write_csv
-from deepspeech_trainer.exitcodes import TransientError
+from deepspeech_trainer.csvdata import (
+    Problem,
+    Row,
+    csv_file_lines,
+    iter_csv,
+    normalize_transcript,
+    resolve_wav,
+    write_csv,
+)
+from deepspeech_trainer.exitcodes import InvalidInput, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,9 @@ PROGRESS_EVERY_S = 2.0
 SMALL_OBJECT = 8 * 1024 * 1024
 # Enough requests in flight to hide per-request latency; more only adds GIL contention.
 SMALL_WORKERS = 16
+# Preflight streams its CSVs in chunks of this many rows (about 15 MB of rows, paths and listings).
+STREAM_CHUNK_ROWS = 20_000
+HEADER_MEMO_MAX = 200_000
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,7 @@ class ObjectMeta:
     etag: str
 
 
-@dataclass
+@dataclass(slots=True)  # preflight holds a chunk of these, train every row
 class StagedRow:
     line: int
     wav_filename: str  # as written in the CSV
@@ -121,6 +134,10 @@ class CacheIndex:
             self._entries = {}  # no or unreadable index: everything is re-downloaded, nothing breaks
 
     def local_path(self, uri: s3.S3Uri) -> Path:
+        """`<root>/<bucket>/<key>`, refused for keys that would not stay below root."""
+        problem = s3.path_segment_problem(uri.key)
+        if problem or uri.key.endswith("/"):
+            raise InvalidInput(f"{uri}: {problem or 'is a folder, not an object'}; not cached")
         return self.root / uri.bucket / uri.key
 
     def hit(self, uri: s3.S3Uri, meta: ObjectMeta) -> Path | None:
@@ -230,16 +247,7 @@ def stage(
     stats = StageStats()
     csvs = _fetch_csvs(spec, storage)
     wanted = _resolve_rows(csvs)
-    found = _list_objects(storage, wanted, stats)
-    for uri, rows in wanted.items():
-        meta = found.get(uri)
-        if meta is None:
-            for row in rows:
-                row.problem = ("file_missing", f"{uri} does not exist")
-            continue
-        for row in rows:
-            row.size = meta.size
-    present = {uri: found[uri] for uri in wanted if uri in found}
+    present = _apply_listing(wanted, _list_objects(storage, wanted, stats))
     stats.objects = len(present)
     if mode == "full":
         _download(storage, present, wanted, cache, stats)
@@ -263,6 +271,47 @@ def stage(
     return StageResult(csvs, stats)
 
 
+def _apply_listing(
+    wanted: Mapping[s3.S3Uri, list[StagedRow]], found: Mapping[s3.S3Uri, ObjectMeta]
+) -> dict[s3.S3Uri, ObjectMeta]:
+    """Sizes onto the rows, `file_missing` onto rows whose object is not there; the objects present."""
+    for uri, rows in wanted.items():
+        meta = found.get(uri)
+        for row in rows:
+            if meta is None:
+                row.problem = ("file_missing", f"{uri} does not exist")
+            else:
+                row.size = meta.size
+    return {uri: found[uri] for uri in wanted if uri in found}
+
+
+def _csv_location(staged: StagedCsv) -> s3.S3Uri | None:
+    """The CSV's object, or None after recording why it cannot be one (all CSVs still get checked)."""
+    try:
+        parsed = s3.parse_s3_uri(staged.uri, staged.field)
+    except InvalidInput as exc:
+        staged.problems.append(Problem(staged.uri, 0, "csv_uri", str(exc)))
+        return None
+    if not parsed.key.lower().endswith(".csv"):
+        staged.problems.append(
+            Problem(staged.uri, 0, "csv_uri", f"{staged.field}: only .csv files are supported")
+        )
+        return None
+    return parsed
+
+
+def _csv_items(fh: BinaryIO, uri: str) -> Iterator[Row | Problem]:
+    pending: list[Problem] = []
+    return iter_csv(csv_file_lines(fh, uri, pending), uri, pending=pending)
+
+
+def _add_item(staged: StagedCsv, item: Row | Problem) -> None:
+    if isinstance(item, Problem):
+        staged.problems.append(item)
+    else:
+        staged.rows.append(StagedRow(item.line, item.wav_filename, normalize_transcript(item.transcript)))
+
+
 def _fetch_csvs(spec: Mapping[str, Any], storage: s3.Storage) -> list[StagedCsv]:
     entries = spec_csvs(spec)
     out: list[StagedCsv] = []
@@ -271,13 +320,8 @@ def _fetch_csvs(spec: Mapping[str, Any], storage: s3.Storage) -> list[StagedCsv]
         split, i, uri = entry
         field = f"spec.data.{split}[{i}]"
         staged = StagedCsv(split, i, uri, field)
-        try:
-            parsed = s3.parse_s3_uri(uri, field)
-        except Exception as exc:  # InvalidInput: reported as a problem so all CSVs get checked
-            staged.problems.append(Problem(uri, 0, "csv_uri", str(exc)))
-            return staged
-        if not parsed.key.lower().endswith(".csv"):
-            staged.problems.append(Problem(uri, 0, "csv_uri", f"{field}: only .csv files are supported"))
+        parsed = _csv_location(staged)
+        if parsed is None:
             return staged
         try:
             with s3.s3_errors(uri, field):
@@ -287,18 +331,8 @@ def _fetch_csvs(spec: Mapping[str, Any], storage: s3.Storage) -> list[StagedCsv]
         except Exception as exc:  # InvalidInput: missing/forbidden CSV
             staged.problems.append(Problem(uri, 0, "csv_missing", str(exc)))
             return staged
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            staged.problems.append(
-                Problem(uri, line, "csv_encoding", f"not UTF-8: {exc.reason} at byte {exc.start}")
-            )
-            return staged
-        table = parse_csv(text, uri)
-        staged.problems.extend(table.problems)
-        for row in table.rows:
-            staged.rows.append(StagedRow(row.line, row.wav_filename, normalize_transcript(row.transcript)))
+        for item in _csv_items(io.BytesIO(raw), uri):
+            _add_item(staged, item)
         return staged
 
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(entries)))) as pool:
@@ -491,6 +525,7 @@ def _read_remote_headers(
     wanted: Mapping[s3.S3Uri, list[StagedRow]],
     cache: CacheIndex,
     stats: StageStats,
+    memo: HeaderMemo | None = None,
 ) -> None:
     progress = Progress("reading audio headers", len(present))
     lock = threading.Lock()
@@ -498,6 +533,12 @@ def _read_remote_headers(
     def one(item: tuple[s3.S3Uri, ObjectMeta]) -> None:
         uri, meta = item
         rows = wanted[uri]
+        known = memo.get(uri, meta) if memo is not None else None
+        if known is not None:
+            for row in rows:
+                row.info = known
+            progress.add(0, cached=True)
+            return
         hit = cache.hit(uri, meta)
         if hit is not None:
             _apply_header(rows, lambda: read_wav_header(hit))
@@ -520,6 +561,8 @@ def _read_remote_headers(
                 info = parse_wav_header(head, meta.size)
         for row in rows:
             row.info = info
+        if memo is not None:
+            memo.put(uri, meta, info)
         progress.add(len(head))
         with lock:
             stats.header_reads += 1
@@ -542,6 +585,111 @@ def _read_remote_headers(
     with ThreadPoolExecutor(max_workers=min(SMALL_WORKERS, storage.concurrency)) as pool:
         list(pool.map(guarded, present.items()))
     log.info("%s", progress.line())
+
+
+# --------------------------------------------------------------------------------------------- streamed headers
+
+
+class HeaderMemo:
+    """Objects whose header was already read in this run (listing facts and header), so rows sharing
+    an object across chunks cost neither a listing page nor a GET; bounded (cleared when full), as
+    everything preflight keeps between chunks."""
+
+    def __init__(self, capacity: int = HEADER_MEMO_MAX) -> None:
+        self.capacity = capacity
+        self._known: dict[s3.S3Uri, tuple[ObjectMeta, WavInfo]] = {}
+        self._lock = threading.Lock()
+
+    def meta(self, uri: s3.S3Uri) -> ObjectMeta | None:
+        known = self._known.get(uri)
+        return known[0] if known is not None else None
+
+    def get(self, uri: s3.S3Uri, meta: ObjectMeta) -> WavInfo | None:
+        known = self._known.get(uri)
+        return known[1] if known is not None and known[0] == meta else None
+
+    def put(self, uri: s3.S3Uri, meta: ObjectMeta, info: WavInfo) -> None:
+        with self._lock:
+            if len(self._known) >= self.capacity:
+                self._known.clear()
+            self._known[uri] = (meta, info)
+
+
+def stream_headers(
+    spec: Mapping[str, Any],
+    storage: s3.Storage,
+    work_dir: Path,
+    stats: StageStats,
+    *,
+    chunk_rows: int = STREAM_CHUNK_ROWS,
+    cache_root: Path | None = None,
+) -> Iterator[StagedCsv]:
+    """Headers mode, streamed: every CSV of the spec as chunks of at most `chunk_rows` rows (and
+    problems), each resolved, listed and header-read before the next one is parsed.
+
+    Memory is bounded by the chunk size, not by the CSV: the CSV is downloaded to the work dir and
+    read a line at a time. Every CSV yields at least one chunk (possibly empty) with its split and
+    index. Listing per chunk costs at most (objects in the listed key range) / 1 000 requests beside
+    the chunk's header reads, so a shuffled CSV over a large folder pays some listing more than once.
+    """
+    started = time.monotonic()
+    cache = CacheIndex(cache_root or cache_dir(work_dir))
+    memo = HeaderMemo()
+    scratch = Path(work_dir) / "csv-download"
+    rows = 0
+    for split, i, uri in spec_csvs(spec):
+        staged = StagedCsv(split, i, uri, f"spec.data.{split}[{i}]")
+        parsed = _csv_location(staged)
+        if parsed is None:
+            yield staged
+            continue
+        scratch.mkdir(parents=True, exist_ok=True)
+        local = scratch / f"{split}-{i}.csv"
+        try:
+            try:
+                with s3.s3_errors(uri, staged.field), local.open("wb") as out:
+                    # One streamed GET: s3transfer's parallel parts would buffer tens of MB.
+                    body = storage.client.get_object(Bucket=parsed.bucket, Key=parsed.key)["Body"]
+                    shutil.copyfileobj(body, out, 1024 * 1024)
+            except InvalidInput as exc:  # missing/forbidden CSV; TransientError propagates
+                staged.problems.append(Problem(uri, 0, "csv_missing", str(exc)))
+                yield staged
+                continue
+            with local.open("rb") as fh:
+                for item in _csv_items(fh, uri):
+                    _add_item(staged, item)
+                    if len(staged.rows) + len(staged.problems) >= chunk_rows:
+                        rows += len(staged.rows)
+                        _headers_of_chunk(storage, staged, cache, memo, stats)
+                        yield staged
+                        staged = StagedCsv(split, i, uri, staged.field)
+            rows += len(staged.rows)
+            _headers_of_chunk(storage, staged, cache, memo, stats)
+            yield staged
+        finally:
+            local.unlink(missing_ok=True)
+    stats.seconds = time.monotonic() - started
+    log.info(
+        "checked %d rows: %d audio objects, %d header reads, %d cached, %.1f MB in %.1f s, %d list requests",
+        rows,
+        stats.objects,
+        stats.header_reads,
+        stats.cached,
+        stats.bytes / 1e6,
+        stats.seconds,
+        stats.list_requests,
+    )
+
+
+def _headers_of_chunk(
+    storage: s3.Storage, staged: StagedCsv, cache: CacheIndex, memo: HeaderMemo, stats: StageStats
+) -> None:
+    wanted = _resolve_rows([staged])
+    known = {uri: meta for uri in wanted if (meta := memo.meta(uri)) is not None}
+    unknown = {uri: rows for uri, rows in wanted.items() if uri not in known}
+    present = _apply_listing(wanted, _list_objects(storage, unknown, stats) | known)
+    stats.objects += len(present) - len(known)  # distinct objects, as far as the memo remembers
+    _read_remote_headers(storage, present, wanted, cache, stats, memo)
 
 
 # --------------------------------------------------------------------------------------------- output

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepspeech_trainer import flags
+from deepspeech_trainer import firstseen, flags
 from deepspeech_trainer.alphabet import derive_alphabet
 from deepspeech_trainer.audio import feature_frames, required_frames, wav_format_problems, window_problems
 from deepspeech_trainer.csvdata import Problem
@@ -132,33 +132,83 @@ def validate(
     cap: int = DEFAULT_PROBLEM_CAP,
 ) -> Report:
     """Check every row of every CSV; `alphabet` None = derive it from all transcripts."""
-    sink = ProblemSink(cap)
-    sink.extend(extra)
-    out_notes = list(notes)
-    for message in window_problems(settings.sample_rate, settings.win_len_ms, settings.win_step_ms):
-        sink.add(Problem("spec", 0, "audio_windows", f"{message}: DeepSpeech exits at start"))
-
-    if alphabet is None:
-        labels = derive_alphabet(row.transcript for c in csvs for row in c.rows)
-        alphabet_source = "derived"
-    else:
-        labels = list(alphabet)
-    label_set = frozenset(labels)
-    check_alphabet = not settings.bytes_mode
-
-    rate = settings.sample_rate
-    seen: dict[Any, tuple[str, int, str, str]] = {}  # audio → (file, line, split, transcript)
-    valid_by_csv: dict[tuple[str, int], int] = {}
-    total_samples = 0
-    long_clips = 0
+    validator = Validator(
+        settings, alphabet=alphabet, alphabet_source=alphabet_source, extra=extra, notes=notes, cap=cap
+    )
     for staged in csvs:
+        validator.add(staged)
+    return validator.report()
+
+
+@dataclass
+class _CsvTally:
+    split: str
+    index: int
+    uri: str
+    rows: int = 0
+    valid: int = 0
+    file_problems: int = 0
+
+
+class Validator:
+    """The checks of `validate`, fed part by part: a CSV may come as many StagedCsv chunks (same split
+    and index), so preflight can stream a dataset of any size. State is bounded: counts per CSV, the
+    capped problem list, the characters seen (when deriving the alphabet) and a bounded duplicate index.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        alphabet: list[str] | None = None,
+        alphabet_source: str = "spec",
+        extra: Iterable[Problem] = (),
+        notes: Iterable[str] = (),
+        cap: int = DEFAULT_PROBLEM_CAP,
+        duplicate_capacity: int = firstseen.DEFAULT_CAPACITY,
+    ) -> None:
+        self.settings = settings
+        self.sink = ProblemSink(cap)
+        self.sink.extend(extra)
+        self.notes = list(notes)
+        for message in window_problems(settings.sample_rate, settings.win_len_ms, settings.win_step_ms):
+            self.sink.add(Problem("spec", 0, "audio_windows", f"{message}: DeepSpeech exits at start"))
+        # Deriving: every printable character of every transcript is a label, so no row can miss one
+        # (control characters are reported as such); the labels are known once all rows are seen.
+        self.derive = alphabet is None
+        self.labels = [] if alphabet is None else list(alphabet)
+        self.alphabet_source = "derived" if alphabet is None else alphabet_source
+        self.label_set = frozenset(self.labels)
+        self.chars: set[str] = set()
+        self.check_alphabet = not settings.bytes_mode and not self.derive
+        self.seen = firstseen.FirstSeen(duplicate_capacity)
+        self.tallies: dict[tuple[str, int], _CsvTally] = {}
+        self.ordinals: list[tuple[str, int]] = []
+        self.total_samples = 0
+        self.long_clips = 0
+
+    def add(self, staged: StagedCsv) -> None:
+        """Check one CSV, or the next chunk of one."""
+        key = (staged.split, staged.index)
+        tally = self.tallies.get(key)
+        if tally is None:
+            tally = self.tallies[key] = _CsvTally(staged.split, staged.index, staged.uri)
+            self.ordinals.append(key)
+        ordinal = self.ordinals.index(key)
+        sink = self.sink
         sink.extend(staged.problems)
+        tally.file_problems += len(staged.problems)
+        tally.rows += len(staged.rows)
+        settings = self.settings
+        rate = settings.sample_rate
         source = staged.uri
-        valid = 0
+        label_set, check_alphabet, alphabet_source = self.label_set, self.check_alphabet, self.alphabet_source
         for row in staged.rows:
             before = sink.count
             line = row.line
             text = row.transcript
+            if self.derive:
+                self.chars.update(text)
             if row.problem is not None:
                 sink.add(Problem(source, line, row.problem[0], f"{row.wav_filename}: {row.problem[1]}"))
             if not text.strip():
@@ -202,58 +252,86 @@ def validate(
                                 f"the transcript needs {need} (CTC: labels + repeated labels)",
                             )
                         )
-                total_samples += info.n_samples
+                self.total_samples += info.n_samples
                 if info.duration_s > LONG_CLIP_S:
-                    long_clips += 1
+                    self.long_clips += 1
             audio = row.uri if row.uri is not None else row.local
             if audio is not None:
-                first = seen.get(audio)
-                if first is None:
-                    seen[audio] = (source, line, staged.split, text)
-                else:
-                    f_src, f_line, f_split, f_text = first
-                    kind = "the same row" if f_text == text else "the same audio"
-                    where = (
-                        "" if f_split == staged.split else f" (leaks between {f_split} and {staged.split})"
-                    )
-                    sink.add(Problem(source, line, "duplicate_row", f"{kind} as {f_src}:{f_line}{where}"))
+                self._check_duplicate(audio, ordinal, staged, line, text)
             if sink.count == before:
-                valid += 1
-        valid_by_csv[(staged.split, staged.index)] = valid
-        if not staged.rows and not staged.problems:
-            sink.add(Problem(source, 0, "csv_empty", "CSV has a header but no rows"))
+                tally.valid += 1
 
-    rows_by_split: dict[str, int] = {}
-    for staged in csvs:
-        rows_by_split[staged.split] = rows_by_split.get(staged.split, 0) + len(staged.rows)
-    _split_checks(csvs, settings, valid_by_csv, sink)
-    if long_clips:
-        out_notes.append(f"{long_clips} clip(s) longer than {LONG_CLIP_S:.0f} s: GPU out-of-memory risk")
-    rows = sum(len(c.rows) for c in csvs)
-    return Report(
-        ok=sink.count == 0,
-        rows=rows,
-        problems=sink.kept,
-        problem_count=sink.count,
-        counts=dict(sink.by_code),
-        alphabet=labels,
-        alphabet_source=alphabet_source,
-        notes=out_notes,
-        hours=total_samples / rate / 3600 if rate else 0.0,
-        rows_by_split=rows_by_split,
-    )
+    def _check_duplicate(self, audio: object, ordinal: int, staged: StagedCsv, line: int, text: str) -> None:
+        here = (ordinal << _ORDINAL_SHIFT) | (min(line, _LINE_MASK) << _TEXT_BITS) | (hash(text) & _TEXT_MASK)
+        first = self.seen.first(hash(audio), here)
+        if first is None:
+            return
+        f_split, _ = self.ordinals[first >> _ORDINAL_SHIFT]
+        f_line = (first >> _TEXT_BITS) & _LINE_MASK
+        f_src = self.tallies[self.ordinals[first >> _ORDINAL_SHIFT]].uri
+        kind = "the same row" if (first & _TEXT_MASK) == (here & _TEXT_MASK) else "the same audio"
+        where = "" if f_split == staged.split else f" (leaks between {f_split} and {staged.split})"
+        self.sink.add(Problem(staged.uri, line, "duplicate_row", f"{kind} as {f_src}:{f_line}{where}"))
+
+    def add_first(self, problems: Iterable[Problem]) -> None:
+        """Problems found after the rows (e.g. against the derived alphabet), listed before them."""
+        for p in reversed(list(problems)):
+            self.sink.add(p)
+            if p in self.sink.kept:
+                self.sink.kept.remove(p)
+            self.sink.kept.insert(0, p)
+        del self.sink.kept[self.sink.cap :]
+
+    def alphabet(self) -> list[str]:
+        return derive_alphabet(self.chars) if self.derive else self.labels
+
+    def report(self) -> Report:
+        sink = self.sink
+        for tally in self.tallies.values():
+            if not tally.rows and not tally.file_problems:
+                sink.add(Problem(tally.uri, 0, "csv_empty", "CSV has a header but no rows"))
+        _split_checks(list(self.tallies.values()), self.settings, sink)
+        notes = list(self.notes)
+        if self.long_clips:
+            notes.append(f"{self.long_clips} clip(s) longer than {LONG_CLIP_S:.0f} s: GPU out-of-memory risk")
+        if self.seen.full:
+            notes.append(
+                f"duplicate check: the first {self.seen.count} distinct audio files were indexed; later "
+                "rows were compared with those only"
+            )
+        rows_by_split: dict[str, int] = {}
+        for tally in self.tallies.values():
+            rows_by_split[tally.split] = rows_by_split.get(tally.split, 0) + tally.rows
+        rate = self.settings.sample_rate
+        return Report(
+            ok=sink.count == 0,
+            rows=sum(rows_by_split.values()),
+            problems=sink.kept,
+            problem_count=sink.count,
+            counts=dict(sink.by_code),
+            alphabet=self.alphabet(),
+            alphabet_source=self.alphabet_source,
+            notes=notes,
+            hours=self.total_samples / rate / 3600 if rate else 0.0,
+            rows_by_split=rows_by_split,
+        )
 
 
-def _split_checks(
-    csvs: list[StagedCsv], settings: Settings, valid: Mapping[tuple[str, int], int], sink: ProblemSink
-) -> None:
+# Where a first occurrence was: CSV ordinal, line and a 16-bit transcript hash in one 64-bit slot.
+_TEXT_BITS = 16
+_TEXT_MASK = (1 << _TEXT_BITS) - 1
+_ORDINAL_SHIFT = 56
+_LINE_MASK = (1 << (_ORDINAL_SHIFT - _TEXT_BITS)) - 1
+
+
+def _split_checks(tallies: list[_CsvTally], settings: Settings, sink: ProblemSink) -> None:
     """Sets too small train 0 steps (loss 0.0) or divide by zero in dev/test (pitfall 26)."""
-    by_split: dict[str, list[StagedCsv]] = {}
-    for staged in csvs:
-        by_split.setdefault(staged.split, []).append(staged)
+    by_split: dict[str, list[_CsvTally]] = {}
+    for tally in tallies:
+        by_split.setdefault(tally.split, []).append(tally)
     train = by_split.get("train", [])
     need = settings.batch["train"] * max(1, settings.gpus)
-    n_train = sum(valid[(c.split, c.index)] for c in train)
+    n_train = sum(c.valid for c in train)
     if train and n_train < need:
         sink.add(
             Problem(
@@ -268,7 +346,7 @@ def _split_checks(
         parts = by_split.get(split, [])
         if not parts:
             continue
-        n = sum(valid[(c.split, c.index)] for c in parts)
+        n = sum(c.valid for c in parts)
         if n == 0:
             sink.add(
                 Problem(
@@ -278,13 +356,13 @@ def _split_checks(
         elif settings.legacy:
             batch = settings.batch[split]
             for c in parts:  # 0.6.x drops the remainder of every set, per CSV
-                if valid[(c.split, c.index)] < batch:
+                if c.valid < batch:
                     sink.add(
                         Problem(
                             c.uri,
                             0,
                             "split_too_small",
-                            f"{valid[(c.split, c.index)]} usable row(s) < {split} batch size {batch}: "
+                            f"{c.valid} usable row(s) < {split} batch size {batch}: "
                             f"DeepSpeech {settings.version} runs 0 steps and divides by zero",
                         )
                     )

@@ -48,12 +48,20 @@ INVALID = [
     ("training.extraArgs", ["-x"], "spec.training.extraArgs[0]"),
     ("resources.gpus", 17, "spec.resources.gpus"),
     ("resources.memory", "lots", "spec.resources.memory"),
+    ("resources.workDirSize", "500m", "spec.resources.workDirSize"),
     ("storage.addressingStyle", "weird", "spec.storage.addressingStyle"),
     ("storage.endpoint", "minio:9000", "spec.storage.endpoint"),
     ("runPolicy.backoffLimit", -1, "spec.runPolicy.backoffLimit"),
     ("runPolicy.activeDeadlineSeconds", 0, "spec.runPolicy.activeDeadlineSeconds"),
     ("queueName", "Bad Queue", "spec.queueName"),
     ("dryRun", True, "spec.dryRun"),  # with preflight false, below
+    # CEL on every URI: empty, '.' and '..' segments (AWS keeps '/tmp/...' keys verbatim).
+    ("data.train", ["s3://corpus//tmp/evil/train.csv"], "spec.data.train[0]"),
+    ("data.dev", ["s3://corpus/a/../dev.csv"], "spec.data.dev[0]"),
+    ("data.alphabet", "s3://corpus/./alphabet.txt", "spec.data.alphabet"),
+    ("output.uri", "s3://models/runs//", "spec.output.uri"),
+    ("output.checkpoints", "s3://models/ck/../", "spec.output.checkpoints"),
+    ("initFrom.checkpoint", "https://example.com/a/../ckpt.tar.gz", "spec.initFrom.checkpoint"),
 ]
 
 CEL = [
@@ -117,6 +125,15 @@ def admit(k8s, crd, namespace):
 
 def test_valid_spec_is_admitted_with_defaults(admit):
     result = admit(base_spec())
+    assert result.returncode == 0, result.stderr
+
+
+def test_folder_prefixes_and_dotted_names_are_admitted(admit):
+    spec = spec_with("data.train", ["s3://corpus/.hidden/a..b/train.csv"])
+    spec["output"] = {"uri": "s3://models/runs/", "checkpoints": "s3://models"}
+    spec["initFrom"] = {"checkpoint": "s3://models/ckpt/"}
+    spec["resources"]["workDirSize"] = "100Gi"
+    result = admit(spec)
     assert result.returncode == 0, result.stderr
 
 

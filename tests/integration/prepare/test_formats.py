@@ -164,3 +164,19 @@ def test_librispeech_layout(speech, tmp_path):
     )
     assert result.summary["splits"]["train"]["speakers"] == 1 == result.summary["splits"]["dev"]["speakers"]
     assert all(r["transcript"] == r["transcript"].lower() for rows in splits.values() for r in rows)
+
+
+def test_50_mb_manifest_line_exits_65_naming_file_and_line(speech, tmp_path, capsys):
+    from deepspeech_trainer.prepare.cli import run as cli_run
+
+    src = tmp_path / "cv"
+    src.mkdir()
+    clip, text = speech[0]
+    shutil.copy(clip, src / "one.wav")
+    body = f"path,sentence\none.wav,{text}\none.wav," + "x" * (50 * 1024 * 1024) + "\n"
+    (src / "metadata.csv").write_text(body, encoding="utf-8")
+    code = cli_run([str(src), str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 65, err
+    assert "metadata.csv:3:" in err and "field larger than field limit" in err
+    assert "Traceback" not in err

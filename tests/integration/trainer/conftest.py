@@ -75,6 +75,41 @@ def base_spec(bucket: str, train: list[str], dev: list[str] = (), test: list[str
     return spec
 
 
+_PEAK_RSS_RUNNER = (
+    "import resource, sys\n"
+    "from deepspeech_trainer import cli\n"
+    "code = cli.main(sys.argv[1:])\n"
+    "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_preflight_measured(spec_path: Path, work: Path, env: dict[str, str]) -> tuple[int, dict, float]:
+    """`deepspeech-trainer preflight --json` in its own process: exit code, JSON output, peak RSS in MiB."""
+    import subprocess
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PEAK_RSS_RUNNER,
+            "preflight",
+            "--spec",
+            str(spec_path),
+            "--json",
+            "--work-dir",
+            str(work),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    peak = [line for line in done.stderr.splitlines() if line.startswith("PEAK_RSS_KIB ")]
+    assert peak, done.stderr[-3000:]
+    return done.returncode, json.loads(done.stdout), int(peak[-1].split()[1]) / 1024
+
+
 def standin_env(**extra: str) -> dict[str, str]:
     # The stand-in has no TensorFlow and this machine no GPU: the GPU check is off, as it must be said.
     env = {
@@ -87,4 +122,12 @@ def standin_env(**extra: str) -> dict[str, str]:
     return env
 
 
-__all__ = ["base_spec", "put_good_split", "silence_wav", "standin_env", "wav_bytes", "write_spec"]
+__all__ = [
+    "base_spec",
+    "put_good_split",
+    "run_preflight_measured",
+    "silence_wav",
+    "standin_env",
+    "wav_bytes",
+    "write_spec",
+]

@@ -7,7 +7,13 @@ import json
 import pytest
 from deepspeech_trainer import cli
 
-from tests.integration.trainer.conftest import base_spec, put_good_split, wav_bytes, write_spec
+from tests.integration.trainer.conftest import (
+    base_spec,
+    put_good_split,
+    run_preflight_measured,
+    wav_bytes,
+    write_spec,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -115,3 +121,49 @@ def test_preflight_unreachable_storage_is_retryable(tmp_path, capsys, monkeypatc
     code, _ = run_cli(capsys, "preflight", "--spec", str(path), "--work-dir", str(tmp_path / "w"))
     assert code == 75
     assert json.loads((tmp_path / "termination").read_text())["ok"] is False
+
+
+def test_preflight_key_with_dot_dot_is_invalid_not_retryable(s3, bucket, tmp_path, capsys, monkeypatch):
+    # S3 answers such keys with InvalidRequest, which used to be mapped to a retryable 75.
+    monkeypatch.setenv("DST_TERMINATION_LOG", str(tmp_path / "termination"))
+    train = put_good_split(s3, bucket, "ds", "train", 2)
+    spec = base_spec(bucket, [f"s3://{bucket}/ds/x/../train.csv", train])
+    spec["data"]["alphabet"] = f"s3://{bucket}//alphabet.txt"
+    path = write_spec(tmp_path / "spec.json", spec)
+    code, out = run_cli(capsys, "preflight", "--spec", str(path), "--json", "--work-dir", str(tmp_path / "w"))
+    assert code == 65, out
+    messages = [p["message"] for p in json.loads(out)["problems"]]
+    assert any("spec.data.train[0]" in m and "'..' path segment" in m for m in messages), messages
+    assert any("spec.data.alphabet" in m and "empty path segment" in m for m in messages), messages
+
+
+def _subprocess_env(tmp_path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "DST_"))}
+    return env | {"DST_TERMINATION_LOG": str(tmp_path / "termination")}
+
+
+def test_preflight_memory_stays_flat_on_a_16_mb_csv_of_junk_lines(s3, bucket, tmp_path):
+    # Every junk line is a problem: they used to be kept as objects (2.2 GB peak for 16 MB).
+    lines = ["wav_filename,wav_filesize,transcript"]
+    lines += [f"junk {i} with no commas at all" for i in range(550_000)]
+    body = ("\n".join(lines) + "\n").encode()
+    assert len(body) > 16_000_000
+    s3.put_object(Bucket=bucket, Key="junk/train.csv", Body=body)
+    path = write_spec(tmp_path / "spec.json", base_spec(bucket, [f"s3://{bucket}/junk/train.csv"]))
+    code, result, peak_mib = run_preflight_measured(path, tmp_path / "w", _subprocess_env(tmp_path))
+    assert code == 65 and result["problemCount"] == 550_001  # + split_too_small
+    assert len(result["problems"]) == 200 and result["problems"][0]["line"] == 2
+    assert peak_mib < 250, f"peak RSS {peak_mib:.0f} MiB"
+    assert not (tmp_path / "w" / "csv-download" / "train-0.csv").exists()
+
+
+def test_preflight_memory_stays_flat_on_many_rows_with_missing_audio(s3, bucket, tmp_path):
+    lines = ["wav_filename,wav_filesize,transcript"] + [f"a/{i}.wav,1,some words" for i in range(300_000)]
+    s3.put_object(Bucket=bucket, Key="many/train.csv", Body=("\n".join(lines) + "\n").encode())
+    path = write_spec(tmp_path / "spec.json", base_spec(bucket, [f"s3://{bucket}/many/train.csv"]))
+    code, result, peak_mib = run_preflight_measured(path, tmp_path / "w", _subprocess_env(tmp_path))
+    assert code == 65 and result["rows"] == 300_000
+    assert result["problemCounts"]["file_missing"] == 300_000
+    assert peak_mib < 250, f"peak RSS {peak_mib:.0f} MiB"

@@ -183,3 +183,28 @@ def test_restore_falls_back_to_the_newest_complete_checkpoint(s3, bucket, tmp_pa
     assert (tmp_path / "pod2" / "train-10.index").exists() and not (
         tmp_path / "pod2" / "train-20.index"
     ).exists()
+
+
+def test_streamed_headers_come_in_chunks_and_read_each_object_once(s3, bucket, tmp_path):
+    from deepspeech_trainer.staging import StageStats, stream_headers
+
+    train = put_good_split(s3, bucket, "ds", "train", 4)
+    text = s3.get_object(Bucket=bucket, Key="ds/train.csv")["Body"].read().decode()
+    header, *rows = text.splitlines()
+    # 12 rows over 4 objects, a missing one and a junk line; chunks of 5 rows/problems.
+    lines = [header, *(rows * 3), "clips/none.wav,1,gone", "junk"]
+    s3.put_object(Bucket=bucket, Key="ds/many.csv", Body=("\n".join(lines) + "\n").encode())
+    spec = base_spec(bucket, [f"s3://{bucket}/ds/many.csv"], dev=[train, f"s3://{bucket}/ds/nope.csv"])
+    stats = StageStats()
+    with storage() as st:
+        chunks = list(stream_headers(spec, st, tmp_path, stats, chunk_rows=5))
+    train_chunks = [c for c in chunks if c.split == "train"]
+    assert [len(c.rows) + len(c.problems) for c in train_chunks] == [5, 5, 4]
+    got = [(r.line, r.info is not None, r.problem and r.problem[0]) for c in train_chunks for r in c.rows]
+    assert got == [(n, n != 14, None if n != 14 else "file_missing") for n in range(2, 15)]
+    assert [(p.line, p.code) for c in train_chunks for p in c.problems] == [(15, "csv_columns")]
+    dev = [(c.index, len(c.rows), [p.code for p in c.problems]) for c in chunks if c.split == "dev"]
+    assert dev == [(0, 4, []), (1, 0, ["csv_missing"])]
+    assert stats.header_reads == 4, "rows sharing an object across chunks must not read it again"
+    assert stats.list_requests == 2, "only chunks with objects not seen yet list their folder"
+    assert not list((tmp_path / "csv-download").iterdir()), "downloaded CSVs are removed"

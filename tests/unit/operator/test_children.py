@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from deepspeech_operator import api, contract
 from deepspeech_operator.children import Owner, build_job, pod_failure_policy, trainer_rbac, trainer_spec
 from deepspeech_operator.config import OperatorConfig
@@ -202,3 +203,16 @@ def test_rbac_with_workload_identity_binds_the_given_account():
     objs = trainer_rbac(OWNER, defaulted_spec(serviceAccountName="irsa"))
     assert [o["kind"] for o in objs] == ["Role", "RoleBinding"]
     assert objs[1]["subjects"][0]["name"] == "irsa"
+
+
+@pytest.mark.parametrize("stage", [api.STAGE_PREFLIGHT, api.STAGE_TRAIN])
+def test_work_dir_has_a_size_limit_the_trainer_is_told(stage):
+    def work(job):
+        pod = job["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in container(job)["env"]}
+        return {v["name"]: v for v in pod["volumes"]}["work"]["emptyDir"], env["DST_WORK_DIR_SIZE"]
+
+    assert work(build(defaulted_spec(), stage=stage)) == ({"sizeLimit": "50Gi"}, "50Gi")
+    # Both stages get the spec's size: preflight checks tarballs against the limits train will use.
+    spec = defaulted_spec(resources={"gpus": 1, "workDirSize": "200Gi"})
+    assert work(build(spec, stage=stage)) == ({"sizeLimit": "200Gi"}, "200Gi")

@@ -19,11 +19,13 @@ def test_defaults(monkeypatch):
     assert c.image_for("0.6.1") == "deepspeech-operator/trainer:0.6.1"
     assert c.allowed_image_prefixes == ("deepspeech-operator/trainer:",)
     assert c.image_allowed("deepspeech-operator/trainer:x") and not c.image_allowed("other/trainer:x")
+    assert c.train_defaults.work_dir_size == "50Gi"
 
 
 def test_flags_and_env(monkeypatch):
     monkeypatch.setenv("DST_OPERATOR_NAMESPACES", "a, b")
     monkeypatch.setenv("DST_OPERATOR_TRAIN_MEMORY", "32Gi")
+    monkeypatch.setenv("DST_OPERATOR_TRAIN_WORK_DIR_SIZE", "200Gi")
     c = parse(
         [
             "--image-repository",
@@ -41,6 +43,7 @@ def test_flags_and_env(monkeypatch):
         ]
     )
     assert c.namespaces == ("a", "b") and c.train_defaults.memory == "32Gi"
+    assert c.train_defaults.work_dir_size == "200Gi"
     assert c.image_for("0.9.3") == "corp/ds:93" and c.image_for("0.8.2") == "corp/ds:0.8.2"
     assert c.metrics_port == 9100 and c.history_limit == 5 and c.image_pull_policy == "Always"
 
@@ -51,6 +54,7 @@ def test_flags_and_env(monkeypatch):
         (["--metrics-port", "x"], "--metrics-port"),
         (["--metrics-port", "0"], "--metrics-port"),
         (["--train-cpu", "lots"], "--train-cpu"),
+        (["--train-work-dir-size", "500m"], "--train-work-dir-size"),
         (["--images", "0.9.3"], "--images"),
         (["--images", "1.0.0=a/b:1"], "--images"),
         (["--images", "0.9.3=evil/x:1"], "--images"),

@@ -108,3 +108,11 @@ def test_wav_names_are_unique_and_deterministic():
     names = wav_names(["b/a.flac", "b/a.wav", "c.mp3"])
     assert names == {"b/a.flac": "wav/b/a.flac.wav", "b/a.wav": "wav/b/a.wav.wav", "c.mp3": "wav/c.wav"}
     assert wav_names(["c.mp3", "b/a.wav", "b/a.flac"]) == names
+
+
+@pytest.mark.parametrize("name", ["validated.tsv", "metadata.csv"])
+def test_manifest_line_over_the_csv_field_limit_names_file_and_line(name):
+    sep = "\t" if name.endswith(".tsv") else ","
+    text = f"path{sep}sentence\none.wav{sep}fine\ntwo.wav{sep}" + "x" * 200_000 + "\n"
+    with pytest.raises(InvalidInput, match=rf"^{name}:3: .*field larger than field limit"):
+        layouts.parse_manifest(text, name, {"one.wav", "two.wav"})

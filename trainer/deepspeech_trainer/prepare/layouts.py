@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import posixpath
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from deepspeech_trainer.exitcodes import InvalidInput
 
@@ -159,8 +160,9 @@ def parse_manifest(
         if tsv
         else csv.reader(io.StringIO(text, newline=""))
     )
+    records = _records(reader, source)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip() for h in next(records)[1]]
     except StopIteration:
         raise InvalidInput(f"{source}:1: manifest is empty") from None
     path_col = _pick(header, columns.path, PATH_COLUMNS, "path", source)
@@ -177,10 +179,8 @@ def parse_manifest(
     i_spk = header.index(speaker_col) if speaker_col else -1
     items: list[Item] = []
     drops: list[Drop] = []
-    line = reader.line_num
-    for record in reader:
-        origin = f"{source}:{line + 1}"
-        line = reader.line_num
+    for line, record in records:
+        origin = f"{source}:{line}"
         if not record or (len(record) == 1 and not record[0].strip()):
             continue
         if len(record) < len(header):
@@ -200,6 +200,22 @@ def parse_manifest(
         speaker = (record[i_spk].strip() or None) if i_spk >= 0 else None
         items.append(Item(audio=audio, transcript=record[i_text], origin=origin, speaker=speaker))
     return items, drops
+
+
+def _records(reader: Any, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, fields); a line the csv module cannot read (a field over its
+    limit, a stray quote) is an input error naming file and line, not a traceback."""
+    line_num = reader.line_num
+    while True:
+        start = line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"{source}:{start}: cannot read this manifest line: {exc}") from None
+        line_num = reader.line_num
+        yield start, record
 
 
 def parse_librispeech(text: str, source: str, names: Collection[str]) -> tuple[list[Item], list[Drop]]:
