@@ -35,6 +35,7 @@ from deepspeech_trainer.staging import (
     stream_headers,
 )
 from deepspeech_trainer.validation import Report, Validator, settings_from_spec
+from deepspeech_trainer.writeprobe import probe_writes
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,10 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc), INVALID, as_json, [Problem("spec", 0, "spec_invalid", str(exc))])
     try:
         with storage:
-            result = check_data(spec, storage, work_dir, mode="headers", spec_problems=loaded.problems)
+            writable = probe_writes(spec, storage)
+            result = check_data(
+                spec, storage, work_dir, mode="headers", spec_problems=[*loaded.problems, *writable]
+            )
     except TransientError as exc:
         log.error("storage trouble: %s", exc)
         return _fail(str(exc), RETRY, as_json, [])
