@@ -72,7 +72,7 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
     folder.mkdir(parents=True)
     corpus = f"s3://{BUCKET}/corpus"
     prepare_to_s3(speak_pairs(folder / "speech"), corpus, s3_env, TRAINER)
-    epochs, n_hidden = (3, 64) if quick else (40, 512)
+    epochs, n_hidden = (3, 64) if quick else (30, 256)
     spec = {
         "deepspeech": {"engine": engine.engine, "version": engine.version},
         "data": {
