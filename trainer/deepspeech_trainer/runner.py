@@ -135,11 +135,13 @@ class Runner:
         self._stop_requested.set()
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
-        with self._lock:
-            child = self._child
-        if child is not None and child.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(sig)
+        # No lock here: this runs in the SIGTERM handler, which may interrupt the thread holding one.
+        # Reading the attribute is atomic; a child started right after is stopped by run()'s re-check.
+        child = self._child
+        if child is not None and child.returncode is None:
+            # The whole process group: DeepSpeech's multiprocessing workers go with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, sig)
 
     def handle_sigterm(self) -> Callable[[], None]:
         """Install a SIGTERM handler that forwards to the child; returns a function restoring the old one."""
@@ -216,7 +218,7 @@ class Runner:
                     self._maybe_kill(child)
         finally:
             if child.poll() is None:  # our caller raised: never leave DeepSpeech running unsupervised
-                child.kill()
+                _kill_group(child)
                 child.wait()
             with self._lock:
                 self._child = None
@@ -235,7 +237,13 @@ class Runner:
         if self._kill_after_s is None or self._stopped_at is None or child.poll() is not None:
             return
         if time.monotonic() - self._stopped_at >= self._kill_after_s:
-            child.kill()
+            _kill_group(child)
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's whole process group (it leads its own session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def _pump(pipe: IO[bytes] | None, stream: Stream, out: queue.Queue[tuple[Stream, str] | None]) -> None:
