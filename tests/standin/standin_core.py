@@ -249,6 +249,15 @@ class StandIn:
         self.legacy = version.startswith("0.6.")
         self.v09 = version.startswith("0.9.")
         self.f = flags
+        # initialize_globals(): an unknown choice silently means auto (absl does not validate them).
+        if self.legacy:
+            if flags["load"] not in ("last", "best", "init", "auto"):
+                flags["load"] = "auto"
+        else:
+            if flags["load_train"] not in ("last", "best", "init", "auto"):
+                flags["load_train"] = "auto"
+            if flags["load_evaluate"] not in ("last", "best", "auto"):
+                flags["load_evaluate"] = "auto"  # so `init` too: evaluation never starts from fresh weights
         data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
         # Directory strings stay as given: DeepSpeech joins and prints them unnormalised.
         base = flags["checkpoint_dir"] or str(data_home / "deepspeech" / "checkpoints")
@@ -310,7 +319,7 @@ class StandIn:
     def _methods(self, choice: str, *, for_training: bool) -> list[str]:
         if choice == "auto":
             return ["best", "last", "init"] if for_training else ["best", "last"]
-        return [choice]  # absl does not validate it; an unknown method fails below
+        return [choice]
 
     def load_or_init(
         self, methods: list[str], purpose: str, *, allow_drop_layers: bool, allow_lr_init: bool = True
