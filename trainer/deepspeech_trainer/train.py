@@ -86,6 +86,7 @@ class EpochTracker:
     dev_steps: dict[str, int] = field(default_factory=dict)
     _dev_epoch: dict[str, float] = field(default_factory=dict)
     _pending: int | None = None  # epoch (of this invocation) trained but not yet seen saved
+    _finished: int = 0  # epochs of this invocation whose "Finished training" line was read
     _newest: str | None = None  # newest train checkpoint named by the state file when last looked
     _reported: str | None = None  # the one whose step was last reported
 
@@ -99,6 +100,7 @@ class EpochTracker:
         elif isinstance(event, EpochFinished) and event.phase == "train":
             self.train_loss = event.loss
             self._pending = event.epoch
+            self._finished = event.epoch + 1
             self._dev_epoch = {}
         elif isinstance(event, EpochFinished) and event.phase == "dev":
             self._dev_epoch[event.dataset or ""] = event.loss
@@ -144,6 +146,17 @@ class EpochTracker:
 
     def start_invocation(self) -> None:
         self.offset = self.done
+        self._pending = None
+        self._finished = 0
+
+    def invocation_succeeded(self, newest: str | None) -> None:
+        """A train invocation exited 0: every epoch it finished is in its last checkpoint. (While it ran,
+        output read late can only have under-counted: a save seen before its epoch's line is claimed by
+        no epoch.)"""
+        done = min(self.offset + self._finished, self.total)
+        if newest is not None and done > self.done:
+            self.epochs_at[newest] = done
+            self.done = done
         self._pending = None
 
 
@@ -305,6 +318,9 @@ class Trainer:
         except TrainerError as exc:  # the next round, the epoch-end or the final sync tries again
             log.warning("checkpoint sync after %s failed: %s", after, exc)
 
+    def _newest_saved(self) -> str | None:
+        return newest_train_checkpoint(self.store.local_dir) if self.store is not None else None
+
     def _observe_state(self) -> bool:
         """Show the tracker the state file's newest checkpoint; True when that completed an epoch."""
         if self.store is None or self.tracker is None:
@@ -392,8 +408,9 @@ class Trainer:
         self._total = int(spec["training"]["epochs"])
         runtime = Runtime.from_env(self.env)
         paths = RunPaths.in_pod(spec, self.work)
-        # 0.6.x imports util.* from its checkout; the packaged engines run from the work dir.
-        cwd = runtime.deepspeech_dir if flags.is_legacy(spec["deepspeech"]["version"]) else self.work
+        # 0.6.x imports util.* from its checkout, so the engine runs there when there is one (a Coqui STT
+        # image has none: it runs from the work dir).
+        cwd = runtime.deepspeech_dir if runtime.deepspeech_dir.is_dir() else self.work
         self.work.mkdir(parents=True, exist_ok=True)
         self.runner = Runner(cwd=cwd, env=self.env, on_event=self._on_event)
         restore_signal = self.runner.handle_sigterm()
@@ -512,6 +529,8 @@ class Trainer:
             raise _DeepSpeechFailed(result.failure_reason or f"DeepSpeech {inv.purpose} failed")
         if inv.purpose == "train":
             self._observe_state()
+            with self._tracker_lock:
+                self.tracker.invocation_succeeded(self._newest_saved())
             planned = self.tracker.offset + _epochs_arg(inv)
             if self.tracker.done < planned:
                 # DeepSpeech ended training on its own before the planned epochs: early stop.

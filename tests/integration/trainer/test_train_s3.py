@@ -58,7 +58,10 @@ def test_full_train_publishes_model_sums_and_results(s3, s3_env, bucket, tmp_pat
     assert message["epochsDone"] == 2
     assert message["model"]["uri"] == f"s3://{bucket}/models/g1/"
     assert set(message["metrics"]) == {"wer", "cer", "loss"}
-    assert "skipped" in message["smokeTest"]  # the deepspeech package is not installed here
+    # The stand-in's "engine" is this venv's Python, which has no inference package: the smoke test is
+    # reported as not passed, and the run (and its model) still succeeds.
+    smoke = message["model"]["smokeTest"]
+    assert smoke["ok"] is False and "no inference package" in smoke["message"]
     published = _keys(s3, bucket, "models/g1/")
     assert {"output_graph.pb", "test_results.json", "alphabet.txt", "SHA256SUMS"} <= published
     assert any(name.endswith(".md") for name in published)
@@ -69,7 +72,6 @@ def test_full_train_publishes_model_sums_and_results(s3, s3_env, bucket, tmp_pat
         body = s3.get_object(Bucket=bucket, Key=f"models/g1/{name}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == digest
     assert "latest" in _keys(s3, bucket, "models/checkpoints/g1/")
-    assert "smoke test skipped" in proc.stderr
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
