@@ -101,7 +101,7 @@ def _rate_record(rate: float, rows: int, files: int, details: dict) -> Record:
 
 
 def _memory(env: dict, worker_env: dict, work: Path, quick: bool) -> list[Record]:
-    """Peak RSS (ru_maxrss of the worker process) of check_data(mode="headers") on CSVs whose every
+    """Peak RSS (VmHWM of the worker process) of check_data(mode="headers") on CSVs whose every
     row names its own missing clip: every row is a problem and a distinct duplicate-check entry."""
     sizes = QUICK_MEMORY_ROWS if quick else MEMORY_ROWS
     measured: list[tuple[int, float, float]] = []

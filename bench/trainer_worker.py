@@ -107,9 +107,10 @@ def main() -> None:
             t0 = time.perf_counter()
             result = store.sync(1)
             out |= {"seconds": time.perf_counter() - t0, "uploaded": result.uploaded}
-    import resource
-
-    out["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM of this process: ru_maxrss would include the parent's RSS at fork time (Linux keeps it
+    # across exec).
+    with open("/proc/self/status") as status:
+        out["peak_rss_kib"] = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print(json.dumps(out))
 
 

@@ -75,11 +75,14 @@ def base_spec(bucket: str, train: list[str], dev: list[str] = (), test: list[str
     return spec
 
 
+# VmHWM, not ru_maxrss: after fork + exec, Linux keeps the parent's RSS at fork time in ru_maxrss, so a
+# child of a big pytest process would report the parent's size.
 _PEAK_RSS_RUNNER = (
-    "import resource, sys\n"
+    "import sys\n"
     "from deepspeech_trainer import cli\n"
     "code = cli.main(sys.argv[1:])\n"
-    "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "print('PEAK_RSS_KIB', hwm, file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import re
-import resource
 import tarfile
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from deepspeech_trainer import s3 as s3mod
 from deepspeech_trainer.checkpoints import fetch_init_checkpoint
 from deepspeech_trainer.exitcodes import InvalidInput
 
-from tests.integration.trainer.conftest import base_spec, put_good_split, write_spec
+from tests.integration.trainer.conftest import base_spec, put_good_split, run_preflight_measured, write_spec
 
 pytestmark = pytest.mark.cluster
 MiB = 1024 * 1024
@@ -108,9 +108,8 @@ def test_preflight_and_train_refuse_the_same_tarball(case, s3, bucket, tmp_path,
     assert not (tmp_path / "x.txt").exists()
 
 
-def test_preflight_streams_a_real_bomb_in_bounded_memory(s3, bucket, tmp_path, capsys, monkeypatch):
+def test_preflight_streams_a_real_bomb_in_bounded_memory(s3, bucket, tmp_path):
     # 1 GiB of zeros in flags.txt is about 1 MB compressed; it used to be read whole into memory.
-    monkeypatch.setenv("DST_TERMINATION_LOG", str(tmp_path / "termination"))
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1) as gz:
         info = tarfile.TarInfo("ck/flags.txt")
@@ -122,12 +121,16 @@ def test_preflight_streams_a_real_bomb_in_bounded_memory(s3, bucket, tmp_path, c
         gz.write(b"\0" * 1024)
     put_good_split(s3, bucket, "ds", "train", 2)
     s3.put_object(Bucket=bucket, Key="release/bomb.tar.gz", Body=buf.getvalue())
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    code, result = _preflight(bucket, f"s3://{bucket}/release/bomb.tar.gz", tmp_path, capsys)
-    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    train = f"s3://{bucket}/ds/train.csv"
+    spec = base_spec(bucket, [train], initFrom={"checkpoint": f"s3://{bucket}/release/bomb.tar.gz"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "DST_"))}
+    env["DST_TERMINATION_LOG"] = str(tmp_path / "termination")
+    code, result, peak_mib = run_preflight_measured(
+        write_spec(tmp_path / "spec.json", spec), tmp_path / "w", env
+    )
     assert code == 65
     assert any("'ck/flags.txt' is 1.0 GiB" in p["message"] for p in result["problems"]), result["problems"]
-    assert grown_mib < 200, f"peak RSS grew by {grown_mib:.0f} MiB"
+    assert peak_mib < 150, f"peak RSS {peak_mib:.0f} MiB"
 
 
 def test_a_tarball_preflight_passes_is_extracted_by_train(s3, bucket, tmp_path, capsys, monkeypatch):
