@@ -76,12 +76,17 @@ def image_of(spec: Mapping[str, Any], config: OperatorConfig) -> str:
     )
 
 
-def _env(owner: Owner, run_id: str, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _env(owner: Owner, run_id: str, spec_hash: str, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     storage = spec.get("storage", {})
     env: list[dict[str, Any]] = [
         {"name": "DST_NAME", "value": owner.name},
         {"name": "DST_NAMESPACE", "value": owner.namespace},
         {"name": "DST_RUN_ID", "value": run_id},
+        # The run's identity (docs/contract.md): the trainer records it beside its checkpoints and refuses
+        # to restore a checkpoint another CR (or another run) wrote.
+        {"name": "DST_UID", "value": owner.uid},
+        {"name": "DST_SPEC_HASH", "value": spec_hash},
+        {"name": "DST_RUN_PATH", "value": naming.run_path(owner.name, owner.uid, run_id)},
         {"name": "DST_WORK_DIR", "value": contract.WORK_DIR},
         {"name": "HOME", "value": contract.WORK_DIR},  # the root filesystem is read-only
         {"name": "AWS_REGION", "value": storage.get("region", "us-east-1")},
@@ -182,7 +187,7 @@ def build_job(
         "imagePullPolicy": config.image_pull_policy,
         "command": ["deepspeech-trainer"],
         "args": [stage, "--spec", contract.SPEC_FILE],
-        "env": _env(owner, run_id, spec),
+        "env": _env(owner, run_id, spec_hash, spec),
         "resources": resources,
         "volumeMounts": [
             {"name": SPEC_VOLUME, "mountPath": contract.SPEC_MOUNT_DIR, "readOnly": True},

@@ -14,13 +14,13 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import api
-from .observe import owned_by
+from .observe import adoption_refusal
 
 log = logging.getLogger(__name__)
 
 
 class ForeignObjectError(RuntimeError):
-    """An object with our deterministic name exists but another controller owns it."""
+    """An object with our deterministic name exists but is not ours (observe.adoption_refusal)."""
 
 
 def load_config() -> None:
@@ -83,13 +83,10 @@ class Cluster:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        existing = self._read(obj)
-        if owned_by(existing, owner_uid):
-            return "adopted"
-        raise ForeignObjectError(
-            f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']} exists and is not "
-            "controlled by this DeepSpeechTraining (left to its owner or the garbage collector)"
-        )
+        refusal = adoption_refusal(self._read(obj), obj, owner_uid)
+        if refusal:
+            raise ForeignObjectError(refusal)
+        return "adopted"
 
     def delete_job(self, namespace: str, name: str, propagation: str) -> None:
         try:

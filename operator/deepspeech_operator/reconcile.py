@@ -96,8 +96,8 @@ def adopt_run(
     jobs: Sequence[Mapping[str, Any]], spec_hash: str, after_generation: int
 ) -> dict[str, Any] | None:
     """Rebuild the run from existing Jobs of this spec hash when status lost it (crash before the status
-    patch). Only runs newer than the one in status qualify, so flipping a spec back never revives an old,
-    superseded run."""
+    patch). Only runs numbered after the one in status (`after_generation`, the number in its id) qualify,
+    so flipping a spec back never revives an old, superseded run."""
     candidates = [
         j
         for j in jobs
@@ -114,7 +114,7 @@ def adopt_run(
         else api.STAGE_PREFLIGHT
     )
     resumes = max(_resume_count(_name(j)) for j in mine if _labels(j).get(api.LABEL_STAGE) == stage)
-    return {"id": rid, "generation": naming.run_generation(rid), "stage": stage, "resumes": resumes}
+    return {"id": rid, "stage": stage, "resumes": resumes}
 
 
 def _preflight_result(run_id: str, result: Mapping[str, Any] | None, ok: bool) -> dict[str, Any]:
@@ -198,27 +198,53 @@ class _Run:
         return self.status.setdefault("run", {})
 
 
+def new_run_wanted(
+    spec_hash: str, old_run: Mapping[str, Any], generation: int, observed_generation: int
+) -> bool | None:
+    """True: start a new run. False: keep the run. None: keep it and accept `spec_hash` as its spec.
+
+    A new run needs both a different run-defining spec and a generation the operator has not decided on
+    yet. The same generation with another hash is the apiserver defaulting the stored spec differently
+    (a CRD or operator upgrade added a default): nobody changed the training, so the run, finished or not,
+    stays; its new hash is recorded so that a later suspend toggle does not count as a change either.
+    """
+    if not old_run.get("id"):
+        return True
+    if spec_hash in (old_run.get("specHash"), old_run.get("acceptedSpecHash")):
+        return False
+    return True if generation > observed_generation else None
+
+
 def _start_run_if_needed(r: _Run) -> bool:
     """Switch to a new run when the run-defining spec changed; True when the run is new."""
     h = naming.spec_hash(r.spec)
     old_run = r.old.get("run") or {}
-    if old_run.get("specHash") == h and old_run.get("id"):
+    observed = int(r.old.get("observedGeneration") or 0)
+    wanted = new_run_wanted(h, old_run, r.generation, observed)
+    if wanted is None:
+        r.run["acceptedSpecHash"] = h
         return False
-    adopted = adopt_run(r.jobs, h, int(old_run.get("generation") or 0))
+    if not wanted:
+        return False
+    adopted = adopt_run(r.jobs, h, naming.run_generation(old_run.get("id", "")))
     entry = history_entry(r.old, r.now)
     if entry:
         r.status["history"] = append_history(r.old.get("history"), entry, r.config.history_limit)
         if entry["phase"] == api.HISTORY_SUPERSEDED:
             r.event("RunSuperseded", f"run {entry['id']} replaced by a spec change")
-    rid = adopted["id"] if adopted else naming.run_id(r.generation)
+    # Only what status records: a body that kopf hands over without its own last patch (after
+    # consistency_timeout) names the same run as the decision that patch came from, so its Jobs are the
+    # same objects (a 409 adopts them) instead of a second run next to the first.
+    rid = adopted["id"] if adopted else naming.run_id(observed + 1)
+    image = image_of(r.spec, r.config)
     r.status["run"] = {
         "id": rid,
-        "generation": naming.run_generation(rid),
+        "generation": r.generation,
         "specHash": h,
         "stage": adopted["stage"] if adopted else _first_stage(r.spec),
         "resumes": adopted["resumes"] if adopted else 0,
         "suspended": False,
-        "image": image_of(r.spec, r.config),
+        "image": image,
     }
     for key in ("preflight", "plan", "checkpoint"):
         r.status.pop(key, None)
@@ -269,8 +295,9 @@ def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
     r.run["completionTime"] = view.completion_time or r.now
     result = pods.result if pods.result and pods.result.get("kind") == api.STAGE_TRAIN else {}
     model = result.get("model") if isinstance(result.get("model"), Mapping) else {}
-    # Without a termination message the contract still says where the model is: <output.uri>/<run id>/.
-    uri = model.get("uri") or f"{r.spec.get('output', {}).get('uri', '').rstrip('/')}/{rid}/"
+    # Without a termination message the contract still says where the model is: <output.uri>/<run path>/.
+    folder = naming.run_path(r.owner.name, r.owner.uid, rid)
+    uri = model.get("uri") or f"{r.spec.get('output', {}).get('uri', '').rstrip('/')}/{folder}/"
     r.status["model"] = {"uri": uri, "runId": rid}
     if isinstance(model.get("files"), list):
         r.status["model"]["files"] = [str(f) for f in model["files"][:32]]

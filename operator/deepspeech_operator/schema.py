@@ -241,7 +241,8 @@ def spec_schema() -> Schema:
                 "Where results go.",
                 {
                     "uri": _uri(
-                        "s3:// prefix for exported models; each run writes under <uri>/<run id>/.", S3_PREFIX
+                        "s3:// prefix for exported models; each run writes under <uri>/<cr name>/<run id>-<uid>/.",
+                        S3_PREFIX,
                     ),
                     "tflite": _bool("Also export a .tflite model.", default=False),
                     "checkpoints": _uri(
@@ -498,9 +499,18 @@ def status_schema() -> Schema:
             "run": _obj(
                 "The current run.",
                 {
-                    "id": _str("Run id, g<generation> of the generation that started it.", maxLength=32),
+                    "id": _str(
+                        "Run id g<N>: N is the generation after the last one the operator had decided on "
+                        "(the generation that started the run, unless several edits arrived at once).",
+                        maxLength=32,
+                    ),
                     "generation": _int("metadata.generation that started the run."),
                     "specHash": _str("Hash of the run-defining spec (all but suspend).", maxLength=64),
+                    "acceptedSpecHash": _str(
+                        "Hash of the spec after the apiserver's defaults changed under the run without a "
+                        "new generation (a CRD or operator upgrade); the run continues under it.",
+                        maxLength=64,
+                    ),
                     "stage": _str(
                         "preflight or train: the Job the run is at.",
                         enum=[api.STAGE_PREFLIGHT, api.STAGE_TRAIN],
