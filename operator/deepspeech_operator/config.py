@@ -45,6 +45,8 @@ class OperatorConfig:
     preflight_grace_seconds: int = 30
     run_as_user: int = 1000
     history_limit: int = 10
+    # Period of the level-triggered resync (handlers._resync_loop); 0 turns it off.
+    resync_seconds: int = 60
     verbose: bool = False
 
     def image_for(self, version: str) -> str:
@@ -98,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     add("train-grace-seconds", "terminationGracePeriodSeconds of training pods (default 300)")
     add("run-as-user", "UID the trainer runs as (default 1000)")
     add("history-limit", "runs kept in status.history (default 10, at most 20)")
+    add(
+        "resync-seconds",
+        "period in which every CR whose reconciler missed its children's latest state is woken "
+        "(default 60; 0 = off)",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -175,6 +182,7 @@ def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
         train_grace_seconds=_int(args.train_grace_seconds, "train-grace-seconds", 300, 0, 86400),
         run_as_user=_int(args.run_as_user, "run-as-user", 1000, 1, 2**31 - 1),
         history_limit=_int(args.history_limit, "history-limit", 10, 1, 20),
+        resync_seconds=_int(args.resync_seconds, "resync-seconds", 60, 0, 86400),
         verbose=args.verbose,
     )
     for version, image in images.items():

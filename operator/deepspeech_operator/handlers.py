@@ -12,7 +12,13 @@ Handlers are async so that kopf runs them on its event loop instead of queueing 
 small thread pool; the blocking kubernetes-client calls go to a dedicated pool (API_THREADS), several at a
 time where they are independent.
 
-No finalizer is needed: there is no on.delete, no timer, no daemon; garbage collection removes children.
+A level-triggered resync backs the pokes up (resync.py): one background task, every --resync-seconds,
+wakes each CR whose reconciler has not decided on its children's current state (a failed poke, a failed
+kopf patch), and writes nothing when every CR is in step. It is a plain task, not a kopf timer: kopf puts
+a finalizer on every object that has timers or daemons.
+
+No finalizer is needed: there is no on.delete, no kopf timer or daemon; garbage collection removes
+children.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any, TypeVar
 import aiohttp
 import kopf
 
-from . import api, metrics, naming
+from . import api, metrics, naming, resync
 from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
 from .observe import children_digest, project_job, project_pod
@@ -71,11 +77,18 @@ class _State:
     # later runs and resumes of the same CR skip those three round trips. Dropped on CR deletion.
     rbac_ready: set[str]
     inflight: asyncio.Semaphore
+    # (namespace, CR name) -> digest of the children its last successful reconcile decided on.
+    decided: dict[tuple[str, str], str]
+    # (namespace, CR name) -> what the previous resync tick found behind (resync.lag).
+    lagging: dict[tuple[str, str], tuple[str, str | None]]
+    resync_task: asyncio.Task[None] | None = None
 
     def __init__(self) -> None:
         self.poked = {}
         self.rbac_ready = set()
         self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+        self.decided = {}
+        self.lagging = {}
 
 
 STATE = _State()
@@ -98,7 +111,13 @@ def _now() -> str:
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def startup(
+    settings: kopf.OperatorSettings,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_trainings: kopf.Index,
+    **_: Any,
+) -> None:
     # Own storage keys, so two kopf-based operators never share handler state on one object.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -118,6 +137,17 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.label_selectors["", "v1", "pods"] = api.MANAGED_BY_SELECTOR
     settings.peering.standalone = True  # one replica, Recreate: no peering objects, no peering RBAC
     settings.scanning.disabled = True  # no CRD/namespace watching: the CRD is installed before us
+    if STATE.config.resync_seconds > 0:
+        STATE.resync_task = asyncio.create_task(
+            _resync_loop(float(STATE.config.resync_seconds), dst_jobs, dst_pods, dst_trainings)
+        )
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    if STATE.resync_task is not None:
+        STATE.resync_task.cancel()
+        STATE.resync_task = None
 
 
 def kopf_connection_limit(namespaces: tuple[str, ...]) -> int:
@@ -164,6 +194,63 @@ async def dst_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, *
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
 async def dst_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, labels.get(api.LABEL_TRAINING)): project_pod(body)}
+
+
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+async def dst_trainings(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): resync.marks(body)}
+
+
+def _digest(dst_jobs: kopf.Index, dst_pods: kopf.Index, namespace: str, name: str) -> str:
+    key = (namespace, naming.label_value(name))
+    return children_digest(dst_jobs.get(key, []), dst_pods.get(key, []))
+
+
+async def resync_once(dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings: kopf.Index) -> int:
+    """One resync tick: poke the CRs found behind on this tick and the previous one; returns how many."""
+    cluster = STATE.cluster
+    if cluster is None:
+        return 0
+    due: list[tuple[str, str, str]] = []
+    seen = set()
+    for key, marks in list(dst_trainings.items()):
+        for mark in marks:
+            namespace, name = key
+            seen.add(key)
+            digest = _digest(dst_jobs, dst_pods, namespace, name)
+            behind = resync.lag(digest, mark, STATE.decided.get(key))
+            if behind is None or STATE.lagging.get(key) != behind:
+                STATE.lagging.pop(key, None)
+                if behind is not None:
+                    STATE.lagging[key] = behind
+                continue
+            del STATE.lagging[key]
+            value = resync.poke_for(digest, mark.carried)
+            STATE.poked[key] = value
+            due.append((namespace, name, value))
+    for gone in STATE.lagging.keys() - seen:
+        del STATE.lagging[gone]
+    results = await asyncio.gather(*(_call(cluster.poke, *item) for item in due), return_exceptions=True)
+    for (namespace, name, value), result in zip(due, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("resync of %s/%s failed: %s", namespace, name, result)
+            if STATE.poked.get((namespace, name)) == value:
+                STATE.poked.pop((namespace, name), None)
+        else:
+            log.info("resync: %s/%s had not seen its children's latest state; woken", namespace, name)
+            metrics.RESYNC_POKES.inc()
+    return len(due)
+
+
+async def _resync_loop(
+    interval: float, dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings: kopf.Index
+) -> None:
+    while True:
+        await asyncio.sleep(interval)  # a period, not a synchronisation: the resync is level-triggered
+        try:
+            await resync_once(dst_jobs, dst_pods, dst_trainings)
+        except Exception:
+            log.exception("resync tick failed; the next one retries")
 
 
 def _parent_of(body: Mapping[str, Any]) -> str | None:
@@ -305,6 +392,7 @@ async def reconcile(
         except ForeignObjectError as exc:
             kopf.warn(body, reason="NameConflict", message=str(exc))
             raise
+        STATE.decided[(meta["namespace"], meta["name"])] = children_digest(jobs, pods)
     old_status = raw.get("status") or {}
     # Only differing leaves: an unchanged decision patches nothing (kopf then sends no status request).
     for field, value in merge_patch(old_status, decision.status).items():
@@ -338,6 +426,8 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         metrics.PHASES.set(meta["namespace"], meta["name"], None)
         STATE.poked.pop(key, None)
+        STATE.decided.pop(key, None)
+        STATE.lagging.pop(key, None)
         STATE.rbac_ready.discard(meta.get("uid", ""))
         return
     if key not in STATE.poked:

@@ -44,9 +44,15 @@ class OperatorProcess:
     with `config_env` configured only by that environment (e.g. exactly a chart Deployment's env)."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str, log: Path, config_env: dict[str, str] | None = None
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log: Path,
+        config_env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.kubeconfig, self.namespace, self.log, self.config_env = kubeconfig, namespace, log, config_env
+        self.args = list(args or [])
         self.proc: subprocess.Popen | None = None
         self.metrics_port = 0
         self.liveness_port = 0
@@ -56,7 +62,7 @@ class OperatorProcess:
         if self.config_env is None:
             self.metrics_port, self.liveness_port = free_port(), free_port()
             argv += ["--namespaces", self.namespace, "--metrics-port", str(self.metrics_port)]
-            argv += ["--liveness-port", str(self.liveness_port)]
+            argv += ["--liveness-port", str(self.liveness_port), *self.args]
             env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         else:
             inherited = {
@@ -178,9 +184,17 @@ def k8s(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def env(k8s: Any, crd: None, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+def operator_args() -> list[str]:
+    """Extra operator flags; a test module overrides this fixture to change them."""
+    return []
+
+
+@pytest.fixture
+def env(
+    k8s: Any, crd: None, request: pytest.FixtureRequest, tmp_path: Path, operator_args: list[str]
+) -> Iterator[Env]:
     namespace = request.getfixturevalue("namespace")
-    op = OperatorProcess(k8s.kubeconfig, namespace, tmp_path / "operator.log")
+    op = OperatorProcess(k8s.kubeconfig, namespace, tmp_path / "operator.log", args=operator_args)
     op.start()
     try:
         yield Env(k8s, namespace, op)
