@@ -175,15 +175,20 @@ def build_job(
     resumes: int,
     spec_hash: str,
     config: OperatorConfig,
+    image: str | None = None,
 ) -> dict[str, Any]:
-    """The batch/v1 Job of one stage of a run. Write-once: never patched after creation."""
+    """The batch/v1 Job of one stage of a run. Write-once: never patched after creation.
+
+    `image`: the image the run started with (status.run.image); resumes and re-created Jobs keep it even
+    when the operator's default image changed since.
+    """
     name = naming.job_name(owner.name, run_id, stage, resumes)
     labels = run_labels(owner, run_id, stage)
     resources, shm = _resources(stage, spec, config)
     uid = config.run_as_user
     container = {
         "name": contract.CONTAINER_NAME,
-        "image": image_of(spec, config),
+        "image": image or image_of(spec, config),
         "imagePullPolicy": config.image_pull_policy,
         "command": ["deepspeech-trainer"],
         "args": [stage, "--spec", contract.SPEC_FILE],

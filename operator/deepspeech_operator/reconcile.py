@@ -429,6 +429,7 @@ def _process_stage(r: _Run) -> None:
                         resumes=int(run.get("resumes") or 0),
                         spec_hash=run["specHash"],
                         config=r.config,
+                        image=run.get("image"),
                     )
                 )
             )
@@ -513,7 +514,9 @@ def decide(
     r = _Run(body, jobs, pods, config, now)
     new_run = _start_run_if_needed(r)
     _cleanup_other_runs(r)
-    problem = _validate(r)
+    # Only a new run is checked against the operator's configuration: a run keeps the image it started
+    # with, so a later change of the allowed prefixes neither fails it nor orphans its running Job.
+    problem = _validate(r) if new_run else ""
     r.validated = _validated_from_status(r)
     if problem:
         r.run.setdefault("completionTime", now)
