@@ -280,6 +280,26 @@ def build_job(
     }
 
 
+# The fields of the trainer's objects the operator keeps as it built them (objects of another kind, or
+# other fields, are left as they are). A RoleBinding's roleRef cannot change and is always ours by name.
+OWNED_FIELDS = {
+    "ServiceAccount": ("automountServiceAccountToken",),
+    "Role": ("rules",),
+    "RoleBinding": ("subjects",),
+}
+
+
+def drift_patch(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A merge patch bringing an existing trainer object's owned fields back to `desired`; None if none
+    differ (e.g. a RoleBinding whose subject is still the old spec.serviceAccountName)."""
+    patch = {
+        key: copy.deepcopy(desired[key])
+        for key in OWNED_FIELDS.get(str(desired.get("kind")), ())
+        if key in desired and existing.get(key) != desired[key]
+    }
+    return patch or None
+
+
 def trainer_rbac(owner: Owner, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """ServiceAccount (unless spec.serviceAccountName), Role and RoleBinding of the trainer.
 

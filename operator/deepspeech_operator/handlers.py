@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
+import json
 import logging
 import os
 import time
@@ -73,9 +74,10 @@ class _State:
     # (namespace, CR name) -> the observed-child value the CR carries or was last sent by this process.
     # Bounded by the number of CRs (entries are dropped when a CR is deleted).
     poked: dict[tuple[str, str], str]
-    # UIDs of CRs whose trainer ServiceAccount/Role/RoleBinding were created or adopted by this process:
-    # later runs and resumes of the same CR skip those three round trips. Dropped on CR deletion.
-    rbac_ready: set[str]
+    # CR UID -> fingerprint of the trainer ServiceAccount/Role/RoleBinding this process last ensured (created,
+    # adopted or patched back): later runs and resumes with the same objects skip those round trips, a
+    # changed spec.serviceAccountName ensures them again. Dropped on CR deletion.
+    rbac_ready: dict[str, str]
     inflight: asyncio.Semaphore
     # (namespace, CR name) -> digest of the children its last successful reconcile decided on.
     decided: dict[tuple[str, str], str]
@@ -85,7 +87,7 @@ class _State:
 
     def __init__(self) -> None:
         self.poked = {}
-        self.rbac_ready = set()
+        self.rbac_ready = {}
         self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
         self.decided = {}
         self.lagging = {}
@@ -324,19 +326,20 @@ async def _ensure_rbac(action: EnsureObjects, owner_uid: str, job: dict[str, Any
     """
     cluster = STATE.cluster
     assert cluster is not None, "configure() was not called"
-    if owner_uid in STATE.rbac_ready:
-        # Created or adopted earlier by this process; the CR still exists (else the uid was dropped).
+    fingerprint = json.dumps(action.objects, sort_keys=True)
+    if STATE.rbac_ready.get(owner_uid) == fingerprint:
+        # Ensured earlier by this process, as they are now; the CR still exists (else the uid was dropped).
         if job is not None:
             await _create_job(job, owner_uid)
         return
     bindings = [o for o in action.objects if o.get("kind") == "RoleBinding"]
     first = [o for o in action.objects if o.get("kind") != "RoleBinding"]
-    await asyncio.gather(*(_call(cluster.create_or_adopt, obj, owner_uid) for obj in first))
-    second = [_call(cluster.create_or_adopt, obj, owner_uid) for obj in bindings]
+    await asyncio.gather(*(_call(cluster.ensure, obj, owner_uid) for obj in first))
+    second = [_call(cluster.ensure, obj, owner_uid) for obj in bindings]
     if job is not None:
         second.append(_create_job(job, owner_uid))
     await asyncio.gather(*second)
-    STATE.rbac_ready.add(owner_uid)
+    STATE.rbac_ready[owner_uid] = fingerprint
 
 
 async def _apply(actions: list[Any], owner_uid: str, body: kopf.Body) -> None:
@@ -428,7 +431,7 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         STATE.poked.pop(key, None)
         STATE.decided.pop(key, None)
         STATE.lagging.pop(key, None)
-        STATE.rbac_ready.discard(meta.get("uid", ""))
+        STATE.rbac_ready.pop(meta.get("uid", ""), None)
         return
     if key not in STATE.poked:
         # First sight (start-up listing or a new CR): what it carries is what a poke would compare with.

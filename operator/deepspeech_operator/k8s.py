@@ -14,6 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import api
+from .children import drift_patch
 from .observe import adoption_refusal
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,41 @@ class Cluster:
         # which costs more CPU than the request itself (a Job is a deep tree of generated classes).
         _discard(creators[kind](ns, obj, field_manager=api.OPERATOR_NAME, _preload_content=False))
 
-    def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
-        """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
+    def _patch(self, obj: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        kind, ns, name = obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]
+        patchers = {
+            "ServiceAccount": self.core.patch_namespaced_service_account,
+            "Role": self.rbac.patch_namespaced_role,
+            "RoleBinding": self.rbac.patch_namespaced_role_binding,
+        }
+        _discard(patchers[kind](name, ns, body, field_manager=api.OPERATOR_NAME, _preload_content=False))
+
+    def ensure(self, obj: Mapping[str, Any], owner_uid: str) -> str:
+        """create_or_adopt, then the owned fields brought back to `obj` (children.drift_patch): 'created',
+        'adopted' or 'updated'. For the trainer's objects, which must follow the spec (serviceAccountName)."""
+        outcome, existing = self._create_or_read(obj, owner_uid)
+        patch = drift_patch(existing, obj) if existing is not None else None
+        if patch is None:
+            return outcome
+        self._patch(obj, patch)
+        return "updated"
+
+    def _create_or_read(self, obj: Mapping[str, Any], owner_uid: str) -> tuple[str, dict[str, Any] | None]:
         try:
             self._create(obj)
-            return "created"
+            return "created", None
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        refusal = adoption_refusal(self._read(obj), obj, owner_uid)
+        existing = self._read(obj)
+        refusal = adoption_refusal(existing, obj, owner_uid)
         if refusal:
             raise ForeignObjectError(refusal)
-        return "adopted"
+        return "adopted", existing
+
+    def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
+        """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
+        return self._create_or_read(obj, owner_uid)[0]
 
     def delete_job(self, namespace: str, name: str, propagation: str) -> None:
         try:

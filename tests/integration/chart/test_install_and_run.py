@@ -93,6 +93,7 @@ def assert_least_privilege(cluster: Any, sa: str, release_ns: str, watched: str)
     assert yes("patch", f"{PLURAL}.{GROUP}", "--subresource=status", "-n", watched)
     assert yes("create", "jobs", "-n", watched)
     assert yes("create", "rolebindings", "-n", watched)
+    assert yes("patch", "rolebindings", "-n", watched)  # the trainer's binding follows serviceAccountName
 
 
 def test_values_typo_fails_the_install(cluster, namespace, helm):
