@@ -41,7 +41,7 @@ from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
 from .observe import children_digest, project_job, project_pod
 from .reconcile import CreateJob, DeleteJob, EnsureObjects, decide
-from .status import merge_patch, progress_display
+from .status import blocked_status, merge_patch, progress_display
 
 log = logging.getLogger(__name__)
 
@@ -389,14 +389,22 @@ async def reconcile(
         raw = dict(body)
         # Read the indexes only now: waiting for a slot may have taken a while.
         jobs, pods = list(dst_jobs.get(key, [])), list(dst_pods.get(key, []))
-        decision = decide(raw, jobs, pods, STATE.config, _now())
+        now = _now()
+        decision = decide(raw, jobs, pods, STATE.config, now)
+        old_status = raw.get("status") or {}
         try:
             await _apply(decision.actions, meta["uid"], body)
         except ForeignObjectError as exc:
-            kopf.warn(body, reason="NameConflict", message=str(exc))
+            # Visible in status (Stalled, naming the object) until the object is gone; kopf retries.
+            stalled = blocked_status(
+                decision.status, "NameConflict", str(exc)[:1024], int(meta.get("generation") or 1), now
+            )
+            if merge_patch(old_status, stalled):
+                kopf.warn(body, reason="NameConflict", message=str(exc)[:1024])
+            for field, value in merge_patch(old_status, stalled).items():
+                patch.status[field] = value
             raise
         STATE.decided[(meta["namespace"], meta["name"])] = children_digest(jobs, pods)
-    old_status = raw.get("status") or {}
     # Only differing leaves: an unchanged decision patches nothing (kopf then sends no status request).
     for field, value in merge_patch(old_status, decision.status).items():
         patch.status[field] = value
