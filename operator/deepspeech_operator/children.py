@@ -264,6 +264,11 @@ def build_job(
             "spec": pod_spec,
         },
     }
+    if queue and stage == api.STAGE_TRAIN:
+        # Created suspended, as Kueue expects of a queued Job: no pod may start before admission even when
+        # Kueue's webhook is down or not (yet) installed. Kueue unsuspends it on admission and suspends it
+        # on preemption; the operator never changes suspend after creation (Jobs are write-once).
+        job_spec["suspend"] = True
     if run_policy.get("activeDeadlineSeconds"):
         job_spec["activeDeadlineSeconds"] = int(run_policy["activeDeadlineSeconds"])
     return {
