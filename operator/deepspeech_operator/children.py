@@ -176,11 +176,13 @@ def build_job(
     spec_hash: str,
     config: OperatorConfig,
     image: str | None = None,
+    limits: tuple[int, int | None] | None = None,
 ) -> dict[str, Any]:
     """The batch/v1 Job of one stage of a run. Write-once: never patched after creation.
 
     `image`: the image the run started with (status.run.image); resumes and re-created Jobs keep it even
-    when the operator's default image changed since.
+    when the operator's default image changed since. `limits`: (backoffLimit, activeDeadlineSeconds) left
+    to the run (reconcile.job_limits); default: the spec's runPolicy, for a run's first Job.
     """
     name = naming.job_name(owner.name, run_id, stage, resumes)
     labels = run_labels(owner, run_id, stage)
@@ -250,8 +252,12 @@ def build_job(
         # One Kueue Workload per run: only the GPU Job is queued; the small CPU preflight is not.
         job_labels[api.LABEL_KUEUE_QUEUE] = queue
     run_policy = spec.get("runPolicy", {})
+    backoff_limit, deadline = limits or (
+        int(run_policy.get("backoffLimit", 3)),
+        int(run_policy["activeDeadlineSeconds"]) if run_policy.get("activeDeadlineSeconds") else None,
+    )
     job_spec: dict[str, Any] = {
-        "backoffLimit": int(run_policy.get("backoffLimit", 3)),
+        "backoffLimit": backoff_limit,
         "podReplacementPolicy": "Failed",
         "podFailurePolicy": pod_failure_policy(),
         "completions": 1,
@@ -269,8 +275,8 @@ def build_job(
         # Kueue's webhook is down or not (yet) installed. Kueue unsuspends it on admission and suspends it
         # on preemption; the operator never changes suspend after creation (Jobs are write-once).
         job_spec["suspend"] = True
-    if run_policy.get("activeDeadlineSeconds"):
-        job_spec["activeDeadlineSeconds"] = int(run_policy["activeDeadlineSeconds"])
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = deadline
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import api, naming
+from . import api, naming, schema
 from .children import Owner, build_job, image_of, trainer_rbac
 from .config import OperatorConfig
 from .observe import JobState, JobView, PodsView, job_view, owned_by, pod_alive, pods_view
@@ -80,6 +81,55 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
 
 def _name(obj: Mapping[str, Any]) -> str:
     return obj.get("metadata", {}).get("name", "")
+
+
+def _seconds(timestamp: str) -> float:
+    return (
+        datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
+    )
+
+
+def fold_job(run: dict[str, Any], job: Mapping[str, Any], stopped_at: str) -> None:
+    """Count a Job of the run that stops (suspended, deleted, or a finished preflight) into the run's
+    limits: its failed pods into run.failures, its lifetime into run.activeSeconds; once per Job."""
+    meta = job.get("metadata", {})
+    counted = meta.get("uid") or _name(job)  # a Job re-created under its name is another Job
+    if run.get("countedJob") == counted:
+        return
+    created = meta.get("creationTimestamp")
+    used = max(0, int(_seconds(stopped_at) - _seconds(created))) if created else 0
+    run["failures"] = int(run.get("failures") or 0) + job_view(job).failed
+    run["activeSeconds"] = int(run.get("activeSeconds") or 0) + used
+    run["countedJob"] = counted
+
+
+def job_limits(spec: Mapping[str, Any], run: Mapping[str, Any]) -> tuple[int, int | None]:
+    """(backoffLimit, activeDeadlineSeconds) of the run's next Job: what the run has left.
+
+    Retries and the deadline are the run's (docs/operator.md): a resume or a re-created Job continues
+    them instead of starting over. The deadline counts the time the run's Jobs existed, not suspended
+    time; a result <= 0 means the run is out of time.
+    """
+    policy = spec.get("runPolicy", {})
+    backoff = max(0, int(policy.get("backoffLimit", 3)) - int(run.get("failures") or 0))
+    deadline = policy.get("activeDeadlineSeconds")
+    return backoff, (int(deadline) - int(run.get("activeSeconds") or 0)) if deadline else None
+
+
+def bound_status(status: dict[str, Any]) -> dict[str, Any]:
+    """Cut the strings the operator composes to the schema's maxLength (the apiserver would refuse the
+    whole status patch otherwise)."""
+    for cond in status.get("conditions") or []:
+        cond["reason"] = _cut(cond.get("reason", ""), schema.MAX_CONDITION_REASON)
+        cond["message"] = _cut(cond.get("message", ""), schema.MAX_CONDITION_MESSAGE)
+    run = status.get("run") or {}
+    if run.get("lastFailureReason"):
+        run["lastFailureReason"] = _cut(str(run["lastFailureReason"]), schema.MAX_FAILURE_REASON)
+    return status
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _first_stage(spec: Mapping[str, Any]) -> str:
@@ -379,6 +429,9 @@ def _process_stage(r: _Run) -> None:
                         "preflight passed; the planned command lines are in status.plan",
                     )
                     return
+                # The preflight's time counts against the run's deadline; its retries were its own.
+                fold_job(run, job, view.completion_time or r.now)  # type: ignore[arg-type]
+                run["failures"] = 0
                 run["stage"] = api.STAGE_TRAIN
                 continue
             _finish_success(r, name, view, pods)
@@ -399,6 +452,8 @@ def _process_stage(r: _Run) -> None:
         if suspend:
             if job and not view.deleting:  # type: ignore[union-attr]
                 r.actions.append(DeleteJob(name, "Foreground"))
+            if job:
+                fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
             if job or run.get("jobName") == name:
                 run["suspended"] = True
             alive = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_RUN) == run["id"]]
@@ -417,6 +472,16 @@ def _process_stage(r: _Run) -> None:
                     f"waiting for {len(blocking)} pod(s) of earlier Jobs to stop",
                 )
                 return
+            limits = job_limits(r.spec, run)
+            if limits[1] is not None and limits[1] <= 0:
+                run["completionTime"] = r.now
+                r.set(
+                    api.PHASE_FAILED,
+                    "DeadlineExceeded",
+                    f"the run used its spec.runPolicy.activeDeadlineSeconds "
+                    f"({r.spec['runPolicy']['activeDeadlineSeconds']} s) in its earlier Jobs",
+                )
+                return
             # Idempotent: creates only what is missing, so a restart between the two is harmless.
             r.actions.append(EnsureObjects(trainer_rbac(r.owner, r.spec)))
             r.actions.append(
@@ -430,20 +495,23 @@ def _process_stage(r: _Run) -> None:
                         spec_hash=run["specHash"],
                         config=r.config,
                         image=run.get("image"),
+                        limits=limits,
                     )
                 )
             )
             run["jobName"] = name
             run.setdefault("startTime", r.now)
-            run["attempt"] = 1
+            run["attempt"] = int(run.get("failures") or 0) + 1
             r.set(api.PHASE_QUEUED, "JobCreated", f"created Job {name}")
             return
 
         run["jobName"] = name
-        run["attempt"] = view.failed + 1  # type: ignore[union-attr]
+        # Attempts of the run's stage, across its Jobs (run.failures: the earlier Jobs').
+        run["attempt"] = int(run.get("failures") or 0) + view.failed + 1  # type: ignore[union-attr]
         if pods.exit_code is not None:
             run["lastExitCode"] = pods.exit_code
         if view.deleting:  # type: ignore[union-attr]
+            fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
             r.set(api.PHASE_PENDING, "JobDeleted", f"Job {name} is being deleted; it is re-created once gone")
         elif view.state == JobState.SUSPENDED:  # type: ignore[union-attr]
             was_running = r.old.get("phase") == api.PHASE_RUNNING or _old_reason(r) == "Preempted"
@@ -544,4 +612,4 @@ def decide(
         desired_conditions(r.phase, r.reason, r.message, r.generation, r.validated),
         now,
     )
-    return Decision(actions=r.actions, events=r.events, status=r.status)
+    return Decision(actions=r.actions, events=r.events, status=bound_status(r.status))
