@@ -1,8 +1,10 @@
 """kopf handlers: the thin imperative shell around reconcile.decide.
 
 Flow: `reconcile` runs only in kopf change handlers of the DeepSpeechTraining (create, resume, spec
-update, and a change of the observed-child annotation). kopf serialises handlers per object and runs change
-handlers only once the body includes its own previous patch, so a reconcile never decides on stale status.
+update, and a change of the observed-child annotation). kopf serialises handlers per object and waits for a
+body that includes its own previous patch, but only up to settings.persistence.consistency_timeout (5 s):
+after that it runs the handler on the older body, so a decision can see status without the operator's
+last patch. decide() is safe under that: a new run's id comes from status alone (reconcile module doc).
 Events of child Jobs and Pods update in-memory indexes and "poke" the parent by writing that annotation,
 but only when the digest of what the reconciler reads from the parent's children changed (a scheduler
 retry, a Ready flip or a Job counter update changes nothing the reconciler reads, so it wakes nothing).
@@ -466,8 +468,8 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
 async def training_changed(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
 ) -> None:
-    """The reconciler. Change handlers run only on a consistent body (kopf waits for its own last patch),
-    and kopf retries them with backoff when they raise."""
+    """The reconciler. kopf waits (up to consistency_timeout) for a body with its own last patch and
+    retries the handler with backoff when it raises."""
     try:
         await reconcile(body, patch, memo, dst_jobs, dst_pods)
     except ForeignObjectError as exc:

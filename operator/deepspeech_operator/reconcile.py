@@ -4,6 +4,11 @@
 event of its Jobs and Pods). It must give the same answer for the same input, so that running it twice,
 or after an operator restart, creates nothing twice: names are deterministic, and the run is identified by
 the spec hash stored in status and on the Jobs.
+
+The body may be stale: kopf proceeds after its consistency_timeout without the operator's last status
+patch. So a new run's id is derived from what status records (observedGeneration + 1), never from the
+body's current generation: the stale decision names the same run, and its Jobs, as the one whose patch
+it lacks; a Job of that name built for another spec is not adopted (observe.adoption_refusal).
 """
 
 from __future__ import annotations
