@@ -81,8 +81,10 @@ class _State:
     # changed spec.serviceAccountName ensures them again. Dropped on CR deletion.
     rbac_ready: dict[str, str]
     inflight: asyncio.Semaphore
-    # (namespace, CR name) -> digest of the children its last successful reconcile decided on.
-    decided: dict[tuple[str, str], str]
+    # (namespace, CR name) -> what its last successful reconcile decided on (resync.Decided).
+    decided: dict[tuple[str, str], resync.Decided]
+    # (namespace, CR name) of reconciles waiting for a slot or running.
+    reconciling: set[tuple[str, str]]
     # (namespace, CR name) -> what the previous resync tick found behind (resync.lag).
     lagging: dict[tuple[str, str], tuple[str, str | None]]
     resync_task: asyncio.Task[None] | None = None
@@ -92,6 +94,7 @@ class _State:
         self.rbac_ready = {}
         self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
         self.decided = {}
+        self.reconciling = set()
         self.lagging = {}
 
 
@@ -222,7 +225,9 @@ async def resync_once(dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings:
             namespace, name = key
             seen.add(key)
             digest = _digest(dst_jobs, dst_pods, namespace, name)
-            behind = resync.lag(digest, mark, STATE.decided.get(key))
+            behind = resync.lag(
+                digest, mark, STATE.decided.get(key), key in STATE.reconciling, STATE.poked.get(key)
+            )
             if behind is None or STATE.lagging.get(key) != behind:
                 STATE.lagging.pop(key, None)
                 if behind is not None:
@@ -232,6 +237,9 @@ async def resync_once(dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings:
             value = resync.poke_for(digest, mark.carried)
             STATE.poked[key] = value
             due.append((namespace, name, value))
+            log.debug(
+                "resync %s/%s: children %s, %s, %s", namespace, name, digest, STATE.decided.get(key), mark
+            )
     for gone in STATE.lagging.keys() - seen:
         del STATE.lagging[gone]
     results = await asyncio.gather(*(_call(cluster.poke, *item) for item in due), return_exceptions=True)
@@ -385,6 +393,19 @@ async def reconcile(
     rv = meta.get("resourceVersion")
     if getattr(memo, "reconciled", None) == rv:
         return  # another handler of this same kopf cycle already did it
+    cr_key = (meta["namespace"], meta["name"])
+    STATE.reconciling.add(cr_key)
+    try:
+        await _reconcile(body, patch, memo, dst_jobs, dst_pods)
+    finally:
+        STATE.reconciling.discard(cr_key)
+
+
+async def _reconcile(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index
+) -> None:
+    meta = body["metadata"]
+    rv = meta.get("resourceVersion")
     async with STATE.inflight:
         started = time.monotonic()
         key = (meta["namespace"], naming.label_value(meta["name"]))
@@ -406,7 +427,9 @@ async def reconcile(
             for field, value in merge_patch(old_status, stalled).items():
                 patch.status[field] = value
             raise
-        STATE.decided[(meta["namespace"], meta["name"])] = children_digest(jobs, pods)
+        STATE.decided[(meta["namespace"], meta["name"])] = resync.Decided(
+            children_digest(jobs, pods), (meta.get("annotations") or {}).get(api.ANNOTATION_OBSERVED)
+        )
     # Only differing leaves: an unchanged decision patches nothing (kopf then sends no status request).
     for field, value in merge_patch(old_status, decision.status).items():
         patch.status[field] = value
@@ -440,6 +463,7 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         metrics.PHASES.set(meta["namespace"], meta["name"], None)
         STATE.poked.pop(key, None)
         STATE.decided.pop(key, None)
+        STATE.reconciling.discard(key)
         STATE.lagging.pop(key, None)
         STATE.rbac_ready.pop(meta.get("uid", ""), None)
         return

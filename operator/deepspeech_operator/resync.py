@@ -2,10 +2,17 @@
 
 Child events wake a CR's reconciler through the observed-child annotation (handlers._poke). When that
 write fails, or kopf's own patch after the reconcile does, nothing wakes it again: after a Job's last
-event there is none. The resync loop compares, for every CR, the digest of its children now with the one
-its reconciler last decided on, and the annotation the CR carries with the one kopf's last handled
-configuration records. A CR lagging on either for two ticks in a row (so a poke in flight is not
-duplicated) is poked once more. In a steady state both agree and nothing is written.
+event there is none. The resync loop looks, for every CR, at what its last successful reconcile decided
+on (the children's digest and the observed-child value of that body) and at the CR now:
+
+- the CR carries another observed-child value than that reconcile saw: a wake-up is pending in kopf
+  (kopf calls the reconciler for it, and retries a failing one), so nothing to do;
+- otherwise the children's digest moved since (a poke failed), or kopf's last-handled configuration
+  lacks the value the reconcile saw (kopf's patch failed): behind.
+
+A CR never reconciled by this process, or being reconciled now, is kopf's to deliver (create/resume). A
+CR behind on two ticks in a row (so a poke in flight is not duplicated) is poked once more. In a steady
+state nothing is behind and nothing is written.
 """
 
 from __future__ import annotations
@@ -42,9 +49,25 @@ def marks(body: Mapping[str, Any]) -> Marks:
     return Marks(annotations.get(api.ANNOTATION_OBSERVED), handled, bool(meta.get("deletionTimestamp")))
 
 
-def lag(digest: str, mark: Marks, decided: str | None) -> tuple[str, str | None] | None:
-    """A key for what is behind (the children's digest and the carried value), or None when in step."""
-    if mark.deleting or (decided == digest and mark.handled == mark.carried):
+@dataclasses.dataclass(frozen=True)
+class Decided:
+    """What the CR's last successful reconcile decided on."""
+
+    digest: str  # of its children (observe.children_digest)
+    carried: str | None  # the observed-child value of the body it decided on
+
+
+def lag(
+    digest: str, mark: Marks, decided: Decided | None, busy: bool, sent: str | None = None
+) -> tuple[str, str | None] | None:
+    """A key for what is behind (the children's digest and the carried value), or None when in step or
+    when a wake-up is already on its way: kopf about to call the reconciler, or `sent` (the value this
+    process last poked, recorded before the write) being this digest's poke that has not landed yet."""
+    if mark.deleting or busy or decided is None or mark.carried != decided.carried:
+        return None
+    if sent == f"children/{digest}" and sent != mark.carried:
+        return None
+    if decided.digest == digest and mark.handled == mark.carried:
         return None
     return (digest, mark.carried)
 
