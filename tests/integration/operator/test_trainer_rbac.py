@@ -4,6 +4,7 @@ are Forbidden."""
 from __future__ import annotations
 
 import pytest
+from deepspeech_operator import api
 from kubernetes import client
 
 from .conftest import base_spec
@@ -22,6 +23,8 @@ def test_a_changed_service_account_reaches_the_trainer_binding(env):
     env.hold_pods()
     for account in ("first", "second"):
         env.kubectl("-n", env.ns, "create", "serviceaccount", account)
+        # Only accounts opted in for trainers may be named (accounts.py).
+        env.kubectl("-n", env.ns, "label", "serviceaccount", account, api.TRAINER_ACCOUNT_SELECTOR)
     env.apply("sa", base_spec(preflight=False, serviceAccountName="first"))
     env.wait("first run running", lambda: env.running_pod("sa-g1-train"))
     assert _subjects(env, "sa-trainer") == ["first"]
