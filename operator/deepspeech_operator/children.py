@@ -83,12 +83,19 @@ def work_dir_size(spec: Mapping[str, Any], config: OperatorConfig) -> str:
     return str(spec.get("resources", {}).get("workDirSize", config.train_defaults.work_dir_size))
 
 
-def _env(owner: Owner, run_id: str, spec: Mapping[str, Any], work_size: str) -> list[dict[str, Any]]:
+def _env(
+    owner: Owner, run_id: str, spec_hash: str, spec: Mapping[str, Any], work_size: str
+) -> list[dict[str, Any]]:
     storage = spec.get("storage", {})
     env: list[dict[str, Any]] = [
         {"name": "DST_NAME", "value": owner.name},
         {"name": "DST_NAMESPACE", "value": owner.namespace},
         {"name": "DST_RUN_ID", "value": run_id},
+        # The run's identity (docs/contract.md): the trainer records it beside its checkpoints and refuses
+        # to restore a checkpoint another CR (or another run) wrote.
+        {"name": "DST_UID", "value": owner.uid},
+        {"name": "DST_SPEC_HASH", "value": spec_hash},
+        {"name": "DST_RUN_PATH", "value": naming.run_path(owner.name, owner.uid, run_id)},
         {"name": "DST_WORK_DIR", "value": contract.WORK_DIR},
         {"name": "DST_WORK_DIR_SIZE", "value": work_size},
         {"name": "HOME", "value": contract.WORK_DIR},  # the root filesystem is read-only
@@ -178,8 +185,15 @@ def build_job(
     resumes: int,
     spec_hash: str,
     config: OperatorConfig,
+    image: str | None = None,
+    limits: tuple[int, int | None] | None = None,
 ) -> dict[str, Any]:
-    """The batch/v1 Job of one stage of a run. Write-once: never patched after creation."""
+    """The batch/v1 Job of one stage of a run. Write-once: never patched after creation.
+
+    `image`: the image the run started with (status.run.image); resumes and re-created Jobs keep it even
+    when the operator's default image changed since. `limits`: (backoffLimit, activeDeadlineSeconds) left
+    to the run (reconcile.job_limits); default: the spec's runPolicy, for a run's first Job.
+    """
     name = naming.job_name(owner.name, run_id, stage, resumes)
     labels = run_labels(owner, run_id, stage)
     resources, shm = _resources(stage, spec, config)
@@ -187,11 +201,11 @@ def build_job(
     uid = config.run_as_user
     container = {
         "name": contract.CONTAINER_NAME,
-        "image": image_of(spec, config),
+        "image": image or image_of(spec, config),
         "imagePullPolicy": config.image_pull_policy,
         "command": ["deepspeech-trainer"],
         "args": [stage, "--spec", contract.SPEC_FILE],
-        "env": _env(owner, run_id, spec, work_size),
+        "env": _env(owner, run_id, spec_hash, spec, work_size),
         "resources": resources,
         "volumeMounts": [
             {"name": SPEC_VOLUME, "mountPath": contract.SPEC_MOUNT_DIR, "readOnly": True},
@@ -249,8 +263,12 @@ def build_job(
         # One Kueue Workload per run: only the GPU Job is queued; the small CPU preflight is not.
         job_labels[api.LABEL_KUEUE_QUEUE] = queue
     run_policy = spec.get("runPolicy", {})
+    backoff_limit, deadline = limits or (
+        int(run_policy.get("backoffLimit", 3)),
+        int(run_policy["activeDeadlineSeconds"]) if run_policy.get("activeDeadlineSeconds") else None,
+    )
     job_spec: dict[str, Any] = {
-        "backoffLimit": int(run_policy.get("backoffLimit", 3)),
+        "backoffLimit": backoff_limit,
         "podReplacementPolicy": "Failed",
         "podFailurePolicy": pod_failure_policy(),
         "completions": 1,
@@ -263,8 +281,13 @@ def build_job(
             "spec": pod_spec,
         },
     }
-    if run_policy.get("activeDeadlineSeconds"):
-        job_spec["activeDeadlineSeconds"] = int(run_policy["activeDeadlineSeconds"])
+    if queue and stage == api.STAGE_TRAIN:
+        # Created suspended, as Kueue expects of a queued Job: no pod may start before admission even when
+        # Kueue's webhook is down or not (yet) installed. Kueue unsuspends it on admission and suspends it
+        # on preemption; the operator never changes suspend after creation (Jobs are write-once).
+        job_spec["suspend"] = True
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = deadline
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -277,6 +300,26 @@ def build_job(
         },
         "spec": job_spec,
     }
+
+
+# The fields of the trainer's objects the operator keeps as it built them (objects of another kind, or
+# other fields, are left as they are). A RoleBinding's roleRef cannot change and is always ours by name.
+OWNED_FIELDS = {
+    "ServiceAccount": ("automountServiceAccountToken",),
+    "Role": ("rules",),
+    "RoleBinding": ("subjects",),
+}
+
+
+def drift_patch(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A merge patch bringing an existing trainer object's owned fields back to `desired`; None if none
+    differ (e.g. a RoleBinding whose subject is still the old spec.serviceAccountName)."""
+    patch = {
+        key: copy.deepcopy(desired[key])
+        for key in OWNED_FIELDS.get(str(desired.get("kind")), ())
+        if key in desired and existing.get(key) != desired[key]
+    }
+    return patch or None
 
 
 def trainer_rbac(owner: Owner, spec: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -55,6 +55,8 @@ class OperatorConfig:
     watch_timeout_seconds: int = 30
     liveness_stall_seconds: int = 0  # 0: derived from the API timeout and its retries (liveness.py)
     own_service_account: str = ""  # "<namespace>/<name>": never lent to a trainer (accounts.py)
+    # Period of the level-triggered resync (handlers._resync_loop); 0 turns it off.
+    resync_seconds: int = 60
     verbose: bool = False
 
     def image_for(self, version: str) -> str:
@@ -130,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
         "own-service-account",
         "the operator's own ServiceAccount, <namespace>/<name>, which spec.serviceAccountName may never name "
         "(default: read from the in-cluster token)",
+    )
+    add(
+        "resync-seconds",
+        "period in which every CR whose reconciler missed its children's latest state is woken "
+        "(default 60; 0 = off)",
     )
     parser.add_argument(
         "-v",
@@ -232,6 +239,7 @@ def parse(argv: Sequence[str] | None = None) -> OperatorConfig:
         watch_timeout_seconds=_int(args.watch_timeout_seconds, "watch-timeout-seconds", 30, 5, 3600),
         liveness_stall_seconds=_int(args.liveness_stall_seconds, "liveness-stall-seconds", 0, 0, 86400),
         own_service_account=_account(args.own_service_account),
+        resync_seconds=_int(args.resync_seconds, "resync-seconds", 60, 0, 86400),
         verbose=args.verbose,
     )
     for version, image in images.items():

@@ -1,8 +1,10 @@
 """kopf handlers: the thin imperative shell around reconcile.decide.
 
 Flow: `reconcile` runs only in kopf change handlers of the DeepSpeechTraining (create, resume, spec
-update, and a change of the observed-child annotation). kopf serialises handlers per object and runs change
-handlers only once the body includes its own previous patch, so a reconcile never decides on stale status.
+update, and a change of the observed-child annotation). kopf serialises handlers per object and waits for a
+body that includes its own previous patch, but only up to settings.persistence.consistency_timeout (5 s):
+after that it runs the handler on the older body, so a decision can see status without the operator's
+last patch. decide() is safe under that: a new run's id comes from status alone (reconcile module doc).
 Events of child Jobs and Pods update in-memory indexes and "poke" the parent by writing that annotation,
 but only when the digest of what the reconciler reads from the parent's children changed (a scheduler
 retry, a Ready flip or a Job counter update changes nothing the reconciler reads, so it wakes nothing).
@@ -12,7 +14,13 @@ Handlers are async so that kopf runs them on its event loop instead of queueing 
 small thread pool; the blocking kubernetes-client calls go to a dedicated pool (API_THREADS), several at a
 time where they are independent.
 
-No finalizer is needed: there is no on.delete, no timer, no daemon; garbage collection removes children.
+A level-triggered resync backs the pokes up (resync.py): one background task, every --resync-seconds,
+wakes each CR whose reconciler has not decided on its children's current state (a failed poke, a failed
+kopf patch), and writes nothing when every CR is in step. It is a plain task, not a kopf timer: kopf puts
+a finalizer on every object that has timers or daemons.
+
+No finalizer is needed: there is no on.delete, no kopf timer or daemon; garbage collection removes
+children.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
+import json
 import logging
 import os
 import time
@@ -29,13 +38,13 @@ from typing import Any, TypeVar
 import aiohttp
 import kopf
 
-from . import api, metrics, naming
+from . import api, metrics, naming, resync
 from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
 from .liveness import Watchdog
 from .observe import children_digest, project_job, project_pod
 from .reconcile import CreateJob, DeleteJob, EnsureObjects, decide
-from .status import merge_patch, progress_display
+from .status import blocked_status, merge_patch, progress_display
 from .timeouts import KopfTimeouts, liveness_stall_seconds
 
 log = logging.getLogger(__name__)
@@ -69,17 +78,28 @@ class _State:
     # (namespace, CR name) -> the observed-child value the CR carries or was last sent by this process.
     # Bounded by the number of CRs (entries are dropped when a CR is deleted).
     poked: dict[tuple[str, str], str]
-    # UIDs of CRs whose trainer ServiceAccount/Role/RoleBinding were created or adopted by this process:
-    # later runs and resumes of the same CR skip those three round trips. Dropped on CR deletion.
-    rbac_ready: set[str]
+    # CR UID -> fingerprint of the trainer ServiceAccount/Role/RoleBinding this process last ensured (created,
+    # adopted or patched back): later runs and resumes with the same objects skip those round trips, a
+    # changed spec.serviceAccountName ensures them again. Dropped on CR deletion.
+    rbac_ready: dict[str, str]
     inflight: asyncio.Semaphore
     watchdog: Watchdog  # the API calls running in the pool, for /healthz
+    # (namespace, CR name) -> what its last successful reconcile decided on (resync.Decided).
+    decided: dict[tuple[str, str], resync.Decided]
+    # (namespace, CR name) of reconciles waiting for a slot or running.
+    reconciling: set[tuple[str, str]]
+    # (namespace, CR name) -> what the previous resync tick found behind (resync.lag).
+    lagging: dict[tuple[str, str], tuple[str, str | None]]
+    resync_task: asyncio.Task[None] | None = None
 
     def __init__(self) -> None:
         self.poked = {}
-        self.rbac_ready = set()
+        self.rbac_ready = {}
         self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
         self.watchdog = Watchdog()
+        self.decided = {}
+        self.reconciling = set()
+        self.lagging = {}
 
 
 STATE = _State()
@@ -118,7 +138,13 @@ def _now() -> str:
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def startup(
+    settings: kopf.OperatorSettings,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_trainings: kopf.Index,
+    **_: Any,
+) -> None:
     # Own storage keys, so two kopf-based operators never share handler state on one object.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -142,6 +168,17 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.label_selectors["", "v1", "serviceaccounts"] = api.TRAINER_ACCOUNT_SELECTOR
     settings.peering.standalone = True  # one replica, Recreate: no peering objects, no peering RBAC
     settings.scanning.disabled = True  # no CRD/namespace watching: the CRD is installed before us
+    if STATE.config.resync_seconds > 0:
+        STATE.resync_task = asyncio.create_task(
+            _resync_loop(float(STATE.config.resync_seconds), dst_jobs, dst_pods, dst_trainings)
+        )
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    if STATE.resync_task is not None:
+        STATE.resync_task.cancel()
+        STATE.resync_task = None
 
 
 def kopf_connection_limit(namespaces: tuple[str, ...]) -> int:
@@ -221,6 +258,68 @@ async def account_event(
         await _wake(cluster, namespace, user, value)
 
 
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+async def dst_trainings(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): resync.marks(body)}
+
+
+def _digest(dst_jobs: kopf.Index, dst_pods: kopf.Index, namespace: str, name: str) -> str:
+    key = (namespace, naming.label_value(name))
+    return children_digest(dst_jobs.get(key, []), dst_pods.get(key, []))
+
+
+async def resync_once(dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings: kopf.Index) -> int:
+    """One resync tick: poke the CRs found behind on this tick and the previous one; returns how many."""
+    cluster = STATE.cluster
+    if cluster is None:
+        return 0
+    due: list[tuple[str, str, str]] = []
+    seen = set()
+    for key, marks in list(dst_trainings.items()):
+        for mark in marks:
+            namespace, name = key
+            seen.add(key)
+            digest = _digest(dst_jobs, dst_pods, namespace, name)
+            behind = resync.lag(
+                digest, mark, STATE.decided.get(key), key in STATE.reconciling, STATE.poked.get(key)
+            )
+            if behind is None or STATE.lagging.get(key) != behind:
+                STATE.lagging.pop(key, None)
+                if behind is not None:
+                    STATE.lagging[key] = behind
+                continue
+            del STATE.lagging[key]
+            value = resync.poke_for(digest, mark.carried)
+            STATE.poked[key] = value
+            due.append((namespace, name, value))
+            log.debug(
+                "resync %s/%s: children %s, %s, %s", namespace, name, digest, STATE.decided.get(key), mark
+            )
+    for gone in STATE.lagging.keys() - seen:
+        del STATE.lagging[gone]
+    results = await asyncio.gather(*(_wake(cluster, *item) for item in due), return_exceptions=True)
+    for (namespace, name, value), result in zip(due, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("resync of %s/%s failed: %s", namespace, name, result)
+            if STATE.poked.get((namespace, name)) == value:
+                STATE.poked.pop((namespace, name), None)
+        else:
+            log.info("resync: %s/%s had not seen its children's latest state; woken", namespace, name)
+            metrics.RESYNC_POKES.inc()
+    return len(due)
+
+
+async def _resync_loop(
+    interval: float, dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings: kopf.Index
+) -> None:
+    while True:
+        await asyncio.sleep(interval)  # a period, not a synchronisation: the resync is level-triggered
+        try:
+            await resync_once(dst_jobs, dst_pods, dst_trainings)
+        except Exception:
+            log.exception("resync tick failed; the next one retries")
+
+
 def _parent_of(body: Mapping[str, Any]) -> str | None:
     meta = body.get("metadata", {})
     for ref in meta.get("ownerReferences") or []:
@@ -292,19 +391,20 @@ async def _ensure_rbac(action: EnsureObjects, owner_uid: str, job: dict[str, Any
     """
     cluster = STATE.cluster
     assert cluster is not None, "configure() was not called"
-    if owner_uid in STATE.rbac_ready:
-        # Created or adopted earlier by this process; the CR still exists (else the uid was dropped).
+    fingerprint = json.dumps(action.objects, sort_keys=True)
+    if STATE.rbac_ready.get(owner_uid) == fingerprint:
+        # Ensured earlier by this process, as they are now; the CR still exists (else the uid was dropped).
         if job is not None:
             await _create_job(job, owner_uid)
         return
     bindings = [o for o in action.objects if o.get("kind") == "RoleBinding"]
     first = [o for o in action.objects if o.get("kind") != "RoleBinding"]
-    await asyncio.gather(*(_call(cluster.create_or_adopt, obj, owner_uid) for obj in first))
-    second = [_call(cluster.create_or_adopt, obj, owner_uid) for obj in bindings]
+    await asyncio.gather(*(_call(cluster.ensure, obj, owner_uid) for obj in first))
+    second = [_call(cluster.ensure, obj, owner_uid) for obj in bindings]
     if job is not None:
         second.append(_create_job(job, owner_uid))
     await asyncio.gather(*second)
-    STATE.rbac_ready.add(owner_uid)
+    STATE.rbac_ready[owner_uid] = fingerprint
 
 
 async def _apply(actions: list[Any], owner_uid: str, body: kopf.Body) -> None:
@@ -353,6 +453,24 @@ async def reconcile(
     rv = meta.get("resourceVersion")
     if getattr(memo, "reconciled", None) == rv:
         return  # another handler of this same kopf cycle already did it
+    cr_key = (meta["namespace"], meta["name"])
+    STATE.reconciling.add(cr_key)
+    try:
+        await _reconcile(body, patch, memo, dst_jobs, dst_pods, dst_accounts)
+    finally:
+        STATE.reconciling.discard(cr_key)
+
+
+async def _reconcile(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_accounts: kopf.Index | None,
+) -> None:
+    meta = body["metadata"]
+    rv = meta.get("resourceVersion")
     async with STATE.inflight:
         started = time.monotonic()
         key = (meta["namespace"], naming.label_value(meta["name"]))
@@ -362,13 +480,24 @@ async def reconcile(
         accounts = (
             frozenset(dst_accounts.get(meta["namespace"], [])) if dst_accounts is not None else frozenset()
         )
-        decision = decide(raw, jobs, pods, STATE.config, _now(), accounts)
+        now = _now()
+        decision = decide(raw, jobs, pods, STATE.config, now, accounts)
+        old_status = raw.get("status") or {}
         try:
             await _apply(decision.actions, meta["uid"], body)
         except ForeignObjectError as exc:
-            kopf.warn(body, reason="NameConflict", message=str(exc))
+            # Visible in status (Stalled, naming the object) until the object is gone; kopf retries.
+            stalled = blocked_status(
+                decision.status, "NameConflict", str(exc)[:1024], int(meta.get("generation") or 1), now
+            )
+            if merge_patch(old_status, stalled):
+                kopf.warn(body, reason="NameConflict", message=str(exc)[:1024])
+            for field, value in merge_patch(old_status, stalled).items():
+                patch.status[field] = value
             raise
-    old_status = raw.get("status") or {}
+        STATE.decided[(meta["namespace"], meta["name"])] = resync.Decided(
+            children_digest(jobs, pods), (meta.get("annotations") or {}).get(api.ANNOTATION_OBSERVED)
+        )
     # Only differing leaves: an unchanged decision patches nothing (kopf then sends no status request).
     for field, value in merge_patch(old_status, decision.status).items():
         patch.status[field] = value
@@ -402,7 +531,10 @@ async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         metrics.PHASES.set(meta["namespace"], meta["name"], None)
         STATE.poked.pop(key, None)
-        STATE.rbac_ready.discard(meta.get("uid", ""))
+        STATE.decided.pop(key, None)
+        STATE.reconciling.discard(key)
+        STATE.lagging.pop(key, None)
+        STATE.rbac_ready.pop(meta.get("uid", ""), None)
         STATE.watchdog.settle(f"{meta['namespace']}/{meta['name']}")
         return
     if key not in STATE.poked:
@@ -436,8 +568,8 @@ async def training_changed(
     dst_accounts: kopf.Index,
     **_: Any,
 ) -> None:
-    """The reconciler. Change handlers run only on a consistent body (kopf waits for its own last patch),
-    and kopf retries them with backoff when they raise."""
+    """The reconciler. kopf waits (up to consistency_timeout) for a body with its own last patch and
+    retries the handler with backoff when it raises."""
     try:
         await reconcile(body, patch, memo, dst_jobs, dst_pods, dst_accounts)
     except ForeignObjectError as exc:

@@ -18,7 +18,8 @@ from kubernetes.client.rest import ApiException
 
 from . import api
 from .accounts import account_of_token
-from .observe import owned_by
+from .children import drift_patch
+from .observe import adoption_refusal
 from .timeouts import CallPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/toke
 
 
 class ForeignObjectError(RuntimeError):
-    """An object with our deterministic name exists but another controller owns it."""
+    """An object with our deterministic name exists but is not ours (observe.adoption_refusal)."""
 
 
 def own_account() -> str | None:
@@ -116,21 +117,46 @@ class Cluster:
             lambda: _discard(creators[kind](ns, obj, field_manager=api.OPERATOR_NAME, **self._options())),
         )
 
-    def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
-        """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
+    def _patch(self, obj: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        kind, ns, name = obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]
+        patchers = {
+            "ServiceAccount": self.core.patch_namespaced_service_account,
+            "Role": self.rbac.patch_namespaced_role,
+            "RoleBinding": self.rbac.patch_namespaced_role_binding,
+        }
+        self._retrying(
+            f"patch {kind} {ns}/{name}",
+            lambda: _discard(
+                patchers[kind](name, ns, body, field_manager=api.OPERATOR_NAME, **self._options())
+            ),
+        )
+
+    def ensure(self, obj: Mapping[str, Any], owner_uid: str) -> str:
+        """create_or_adopt, then the owned fields brought back to `obj` (children.drift_patch): 'created',
+        'adopted' or 'updated'. For the trainer's objects, which must follow the spec (serviceAccountName)."""
+        outcome, existing = self._create_or_read(obj, owner_uid)
+        patch = drift_patch(existing, obj) if existing is not None else None
+        if patch is None:
+            return outcome
+        self._patch(obj, patch)
+        return "updated"
+
+    def _create_or_read(self, obj: Mapping[str, Any], owner_uid: str) -> tuple[str, dict[str, Any] | None]:
         try:
             self._create(obj)
-            return "created"
+            return "created", None
         except ApiException as exc:
             if exc.status != 409:
                 raise
         existing = self._read(obj)
-        if owned_by(existing, owner_uid):
-            return "adopted"
-        raise ForeignObjectError(
-            f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']} exists and is not "
-            "controlled by this DeepSpeechTraining (left to its owner or the garbage collector)"
-        )
+        refusal = adoption_refusal(existing, obj, owner_uid)
+        if refusal:
+            raise ForeignObjectError(refusal)
+        return "adopted", existing
+
+    def create_or_adopt(self, obj: Mapping[str, Any], owner_uid: str) -> str:
+        """'created', or 'adopted' when it already existed with us as controller; ForeignObjectError else."""
+        return self._create_or_read(obj, owner_uid)[0]
 
     def delete_job(self, namespace: str, name: str, propagation: str) -> None:
         try:

@@ -45,6 +45,11 @@ JOBS_CREATED = Counter(
     ["stage"],
     registry=REGISTRY,
 )
+RESYNC_POKES = Counter(
+    "deepspeech_operator_resync_pokes_total",
+    "CRs woken by the periodic resync because their reconciler had not seen their children.",
+    registry=REGISTRY,
+)
 
 
 class PhaseTracker:

@@ -16,6 +16,7 @@ from . import api
 
 MAX_NAME = 63  # Job names end up in the pod label batch.kubernetes.io/job-name: a 63-character label value
 _HASH_LEN = 8
+_UID_LEN = 8
 _RUN_ID = re.compile(r"^g([1-9][0-9]*)$")
 
 
@@ -48,6 +49,18 @@ def run_id(generation: int) -> str:
     if generation < 1:
         raise ValueError(f"metadata.generation must be >= 1, got {generation}")
     return f"g{generation}"
+
+
+def run_path(cr_name: str, uid: str, rid: str) -> str:
+    """The run's folder below output.uri and output.checkpoints: `<cr name>/<run id>-<uid[:8]>`.
+
+    Readable (the CR and its run), and unique per CR incarnation: a CR deleted and created again with the
+    same name starts at g1 again, and must neither restore nor overwrite the old g1's files. The trainer
+    records the full identity (run_identity) next to its checkpoints and refuses any other's.
+    """
+    if not uid:
+        raise ValueError("metadata.uid is empty: a run path needs the CR's UID")
+    return f"{cr_name}/{rid}-{uid[:_UID_LEN]}"
 
 
 def run_generation(rid: str) -> int:

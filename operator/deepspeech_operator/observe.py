@@ -148,6 +148,27 @@ def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
     return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
 
 
+def adoption_refusal(existing: Mapping[str, Any], desired: Mapping[str, Any], owner_uid: str) -> str | None:
+    """Why an object already holding `desired`'s name is not ours to take; None when it is.
+
+    Ours means: this CR is its controller and, for a Job, it was built for the same spec (the spec-hash
+    annotation). Two decisions can name the same run for different specs (one made on a body that lacked
+    the other's status patch); the second must not mistake the first's Job for its own.
+    """
+    meta = desired.get("metadata", {})
+    where = f"{desired.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
+    if not owned_by(existing, owner_uid):
+        return (
+            f"{where} exists and is not controlled by this DeepSpeechTraining "
+            "(left to its owner or the garbage collector)"
+        )
+    want = (meta.get("annotations") or {}).get(api.ANNOTATION_SPEC_HASH)
+    have = (existing.get("metadata", {}).get("annotations") or {}).get(api.ANNOTATION_SPEC_HASH)
+    if want and have != want:
+        return f"{where} exists for another spec of this run (spec hash {have}, this one {want})"
+    return None
+
+
 class JobState(enum.Enum):
     ACTIVE = "Active"
     SUSPENDED = "Suspended"  # spec.suspend set by Kueue (not admitted, or preempted)

@@ -4,16 +4,22 @@
 event of its Jobs and Pods). It must give the same answer for the same input, so that running it twice,
 or after an operator restart, creates nothing twice: names are deterministic, and the run is identified by
 the spec hash stored in status and on the Jobs.
+
+The body may be stale: kopf proceeds after its consistency_timeout without the operator's last status
+patch. So a new run's id is derived from what status records (observedGeneration + 1), never from the
+body's current generation: the stale decision names the same run, and its Jobs, as the one whose patch
+it lacks; a Job of that name built for another spec is not adopted (observe.adoption_refusal).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from . import api, naming
+from . import api, naming, schema
 from .accounts import opt_in_refusal, own_account_refusal
 from .children import Owner, build_job, image_of, trainer_rbac
 from .config import OperatorConfig
@@ -92,6 +98,55 @@ def _name(obj: Mapping[str, Any]) -> str:
     return obj.get("metadata", {}).get("name", "")
 
 
+def _seconds(timestamp: str) -> float:
+    return (
+        datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
+    )
+
+
+def fold_job(run: dict[str, Any], job: Mapping[str, Any], stopped_at: str) -> None:
+    """Count a Job of the run that stops (suspended, deleted, or a finished preflight) into the run's
+    limits: its failed pods into run.failures, its lifetime into run.activeSeconds; once per Job."""
+    meta = job.get("metadata", {})
+    counted = meta.get("uid") or _name(job)  # a Job re-created under its name is another Job
+    if run.get("countedJob") == counted:
+        return
+    created = meta.get("creationTimestamp")
+    used = max(0, int(_seconds(stopped_at) - _seconds(created))) if created else 0
+    run["failures"] = int(run.get("failures") or 0) + job_view(job).failed
+    run["activeSeconds"] = int(run.get("activeSeconds") or 0) + used
+    run["countedJob"] = counted
+
+
+def job_limits(spec: Mapping[str, Any], run: Mapping[str, Any]) -> tuple[int, int | None]:
+    """(backoffLimit, activeDeadlineSeconds) of the run's next Job: what the run has left.
+
+    Retries and the deadline are the run's (docs/operator.md): a resume or a re-created Job continues
+    them instead of starting over. The deadline counts the time the run's Jobs existed, not suspended
+    time; a result <= 0 means the run is out of time.
+    """
+    policy = spec.get("runPolicy", {})
+    backoff = max(0, int(policy.get("backoffLimit", 3)) - int(run.get("failures") or 0))
+    deadline = policy.get("activeDeadlineSeconds")
+    return backoff, (int(deadline) - int(run.get("activeSeconds") or 0)) if deadline else None
+
+
+def bound_status(status: dict[str, Any]) -> dict[str, Any]:
+    """Cut the strings the operator composes to the schema's maxLength (the apiserver would refuse the
+    whole status patch otherwise)."""
+    for cond in status.get("conditions") or []:
+        cond["reason"] = _cut(cond.get("reason", ""), schema.MAX_CONDITION_REASON)
+        cond["message"] = _cut(cond.get("message", ""), schema.MAX_CONDITION_MESSAGE)
+    run = status.get("run") or {}
+    if run.get("lastFailureReason"):
+        run["lastFailureReason"] = _cut(str(run["lastFailureReason"]), schema.MAX_FAILURE_REASON)
+    return status
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _first_stage(spec: Mapping[str, Any]) -> str:
     preflight = spec.get("preflight", True) or spec.get("dryRun", False)
     return api.STAGE_PREFLIGHT if preflight else api.STAGE_TRAIN
@@ -106,8 +161,8 @@ def adopt_run(
     jobs: Sequence[Mapping[str, Any]], spec_hash: str, after_generation: int
 ) -> dict[str, Any] | None:
     """Rebuild the run from existing Jobs of this spec hash when status lost it (crash before the status
-    patch). Only runs newer than the one in status qualify, so flipping a spec back never revives an old,
-    superseded run."""
+    patch). Only runs numbered after the one in status (`after_generation`, the number in its id) qualify,
+    so flipping a spec back never revives an old, superseded run."""
     candidates = [
         j
         for j in jobs
@@ -124,7 +179,7 @@ def adopt_run(
         else api.STAGE_PREFLIGHT
     )
     resumes = max(_resume_count(_name(j)) for j in mine if _labels(j).get(api.LABEL_STAGE) == stage)
-    return {"id": rid, "generation": naming.run_generation(rid), "stage": stage, "resumes": resumes}
+    return {"id": rid, "stage": stage, "resumes": resumes}
 
 
 def _preflight_result(run_id: str, result: Mapping[str, Any] | None, ok: bool) -> dict[str, Any]:
@@ -212,27 +267,53 @@ class _Run:
         return self.status.setdefault("run", {})
 
 
+def new_run_wanted(
+    spec_hash: str, old_run: Mapping[str, Any], generation: int, observed_generation: int
+) -> bool | None:
+    """True: start a new run. False: keep the run. None: keep it and accept `spec_hash` as its spec.
+
+    A new run needs both a different run-defining spec and a generation the operator has not decided on
+    yet. The same generation with another hash is the apiserver defaulting the stored spec differently
+    (a CRD or operator upgrade added a default): nobody changed the training, so the run, finished or not,
+    stays; its new hash is recorded so that a later suspend toggle does not count as a change either.
+    """
+    if not old_run.get("id"):
+        return True
+    if spec_hash in (old_run.get("specHash"), old_run.get("acceptedSpecHash")):
+        return False
+    return True if generation > observed_generation else None
+
+
 def _start_run_if_needed(r: _Run) -> bool:
     """Switch to a new run when the run-defining spec changed; True when the run is new."""
     h = naming.spec_hash(r.spec)
     old_run = r.old.get("run") or {}
-    if old_run.get("specHash") == h and old_run.get("id"):
+    observed = int(r.old.get("observedGeneration") or 0)
+    wanted = new_run_wanted(h, old_run, r.generation, observed)
+    if wanted is None:
+        r.run["acceptedSpecHash"] = h
         return False
-    adopted = adopt_run(r.jobs, h, int(old_run.get("generation") or 0))
+    if not wanted:
+        return False
+    adopted = adopt_run(r.jobs, h, naming.run_generation(old_run.get("id", "")))
     entry = history_entry(r.old, r.now)
     if entry:
         r.status["history"] = append_history(r.old.get("history"), entry, r.config.history_limit)
         if entry["phase"] == api.HISTORY_SUPERSEDED:
             r.event("RunSuperseded", f"run {entry['id']} replaced by a spec change")
-    rid = adopted["id"] if adopted else naming.run_id(r.generation)
+    # Only what status records: a body that kopf hands over without its own last patch (after
+    # consistency_timeout) names the same run as the decision that patch came from, so its Jobs are the
+    # same objects (a 409 adopts them) instead of a second run next to the first.
+    rid = adopted["id"] if adopted else naming.run_id(observed + 1)
+    image = image_of(r.spec, r.config)
     r.status["run"] = {
         "id": rid,
-        "generation": naming.run_generation(rid),
+        "generation": r.generation,
         "specHash": h,
         "stage": adopted["stage"] if adopted else _first_stage(r.spec),
         "resumes": adopted["resumes"] if adopted else 0,
         "suspended": False,
-        "image": image_of(r.spec, r.config),
+        "image": image,
     }
     for key in ("preflight", "plan", "checkpoint"):
         r.status.pop(key, None)
@@ -285,8 +366,9 @@ def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
     r.run["completionTime"] = view.completion_time or r.now
     result = pods.result if pods.result and pods.result.get("kind") == api.STAGE_TRAIN else {}
     model = result.get("model") if isinstance(result.get("model"), Mapping) else {}
-    # Without a termination message the contract still says where the model is: <output.uri>/<run id>/.
-    uri = model.get("uri") or f"{r.spec.get('output', {}).get('uri', '').rstrip('/')}/{rid}/"
+    # Without a termination message the contract still says where the model is: <output.uri>/<run path>/.
+    folder = naming.run_path(r.owner.name, r.owner.uid, rid)
+    uri = model.get("uri") or f"{r.spec.get('output', {}).get('uri', '').rstrip('/')}/{folder}/"
     r.status["model"] = {"uri": uri, "runId": rid}
     if isinstance(model.get("files"), list):
         r.status["model"]["files"] = [str(f) for f in model["files"][:32]]
@@ -374,6 +456,9 @@ def _process_stage(r: _Run) -> None:
                         "preflight passed; the planned command lines are in status.plan",
                     )
                     return
+                # The preflight's time counts against the run's deadline; its retries were its own.
+                fold_job(run, job, view.completion_time or r.now)  # type: ignore[arg-type]
+                run["failures"] = 0
                 run["stage"] = api.STAGE_TRAIN
                 continue
             _finish_success(r, name, view, pods)
@@ -394,6 +479,8 @@ def _process_stage(r: _Run) -> None:
         if suspend:
             if job and not view.deleting:  # type: ignore[union-attr]
                 r.actions.append(DeleteJob(name, "Foreground"))
+            if job:
+                fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
             if job or run.get("jobName") == name:
                 run["suspended"] = True
             alive = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_RUN) == run["id"]]
@@ -410,6 +497,16 @@ def _process_stage(r: _Run) -> None:
                     api.PHASE_PENDING,
                     "WaitingForPreviousPods",
                     f"waiting for {len(blocking)} pod(s) of earlier Jobs to stop",
+                )
+                return
+            limits = job_limits(r.spec, run)
+            if limits[1] is not None and limits[1] <= 0:
+                run["completionTime"] = r.now
+                r.set(
+                    api.PHASE_FAILED,
+                    "DeadlineExceeded",
+                    f"the run used its spec.runPolicy.activeDeadlineSeconds "
+                    f"({r.spec['runPolicy']['activeDeadlineSeconds']} s) in its earlier Jobs",
                 )
                 return
             refusal = opt_in_refusal(r.owner.namespace, r.spec.get("serviceAccountName"), r.trainer_accounts)
@@ -429,20 +526,24 @@ def _process_stage(r: _Run) -> None:
                         resumes=int(run.get("resumes") or 0),
                         spec_hash=run["specHash"],
                         config=r.config,
+                        image=run.get("image"),
+                        limits=limits,
                     )
                 )
             )
             run["jobName"] = name
             run.setdefault("startTime", r.now)
-            run["attempt"] = 1
+            run["attempt"] = int(run.get("failures") or 0) + 1
             r.set(api.PHASE_QUEUED, "JobCreated", f"created Job {name}")
             return
 
         run["jobName"] = name
-        run["attempt"] = view.failed + 1  # type: ignore[union-attr]
+        # Attempts of the run's stage, across its Jobs (run.failures: the earlier Jobs').
+        run["attempt"] = int(run.get("failures") or 0) + view.failed + 1  # type: ignore[union-attr]
         if pods.exit_code is not None:
             run["lastExitCode"] = pods.exit_code
         if view.deleting:  # type: ignore[union-attr]
+            fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
             r.set(api.PHASE_PENDING, "JobDeleted", f"Job {name} is being deleted; it is re-created once gone")
         elif view.state == JobState.SUSPENDED:  # type: ignore[union-attr]
             was_running = r.old.get("phase") == api.PHASE_RUNNING or _old_reason(r) == "Preempted"
@@ -518,7 +619,9 @@ def decide(
     r = _Run(body, jobs, pods, config, now, trainer_accounts)
     new_run = _start_run_if_needed(r)
     _cleanup_other_runs(r)
-    problem = _validate(r)
+    # Only a new run is checked against the operator's configuration: a run keeps the image it started
+    # with, so a later change of the allowed prefixes neither fails it nor orphans its running Job.
+    problem = _validate(r) if new_run else ""
     r.validated = _validated_from_status(r)
     if problem:
         r.run.setdefault("completionTime", now)
@@ -546,4 +649,4 @@ def decide(
         desired_conditions(r.phase, r.reason, r.message, r.generation, r.validated),
         now,
     )
-    return Decision(actions=r.actions, events=r.events, status=r.status)
+    return Decision(actions=r.actions, events=r.events, status=bound_status(r.status))

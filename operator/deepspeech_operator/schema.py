@@ -29,6 +29,10 @@ AUGMENTATION = r"^[a-z_]+(\[[^\]]*\])?$"
 
 MAX_URIS = 16
 MAX_URI_LEN = 1024
+# Bounds of status strings the operator composes (reconcile.bound_status cuts to them).
+MAX_CONDITION_REASON = 128
+MAX_CONDITION_MESSAGE = 4096
+MAX_FAILURE_REASON = 1024
 
 
 def _obj(description: str, properties: dict[str, Schema], **extra: Any) -> Schema:
@@ -105,8 +109,11 @@ def _condition() -> Schema:
         {
             "type": _str("Condition type, e.g. Ready.", maxLength=64),
             "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
-            "reason": _str("Stable CamelCase reason, e.g. Running or BackoffLimitExceeded.", maxLength=128),
-            "message": _str("Human-readable detail.", maxLength=4096),
+            "reason": _str(
+                "Stable CamelCase reason, e.g. Running or BackoffLimitExceeded.",
+                maxLength=MAX_CONDITION_REASON,
+            ),
+            "message": _str("Human-readable detail.", maxLength=MAX_CONDITION_MESSAGE),
             "lastTransitionTime": _str("When status last changed.", format="date-time", maxLength=64),
             "observedGeneration": _int("metadata.generation this condition was computed for."),
         },
@@ -271,7 +278,8 @@ def spec_schema() -> Schema:
                 "Where results go.",
                 {
                     "uri": _uri(
-                        "s3:// prefix for exported models; each run writes under <uri>/<run id>/.", S3_PREFIX
+                        "s3:// prefix for exported models; each run writes under <uri>/<cr name>/<run id>-<uid>/.",
+                        S3_PREFIX,
                     ),
                     "tflite": _bool("Also export a .tflite model.", default=False),
                     "checkpoints": _uri(
@@ -393,16 +401,18 @@ def spec_schema() -> Schema:
                 default=False,
             ),
             "runPolicy": _obj(
-                "Retry and time limits of each Job.",
+                "Retry and time limits of a run (across its Jobs: resumes and re-created Jobs continue them).",
                 {
                     "backoffLimit": _int(
-                        "Retries inside a run's Job; evictions and preemptions do not count.",
+                        "Retries of a run's training (or preflight), counted across the Jobs of the run; "
+                        "evictions and preemptions do not count.",
                         minimum=0,
                         maximum=100,
                         default=3,
                     ),
                     "activeDeadlineSeconds": _int(
-                        "Wall-clock limit of a Job in seconds; the run then fails with DeadlineExceeded.",
+                        "Time limit of a run in seconds, counted while its Jobs exist (not while "
+                        "suspended); the run then fails with DeadlineExceeded.",
                         minimum=1,
                     ),
                 },
@@ -551,15 +561,35 @@ def status_schema() -> Schema:
             "run": _obj(
                 "The current run.",
                 {
-                    "id": _str("Run id, g<generation> of the generation that started it.", maxLength=32),
+                    "id": _str(
+                        "Run id g<N>: N is the generation after the last one the operator had decided on "
+                        "(the generation that started the run, unless several edits arrived at once).",
+                        maxLength=32,
+                    ),
                     "generation": _int("metadata.generation that started the run."),
                     "specHash": _str("Hash of the run-defining spec (all but suspend).", maxLength=64),
+                    "acceptedSpecHash": _str(
+                        "Hash of the spec after the apiserver's defaults changed under the run without a "
+                        "new generation (a CRD or operator upgrade); the run continues under it.",
+                        maxLength=64,
+                    ),
                     "stage": _str(
                         "preflight or train: the Job the run is at.",
                         enum=[api.STAGE_PREFLIGHT, api.STAGE_TRAIN],
                     ),
                     "jobName": _str("Name of the run's current Job.", maxLength=63),
                     "image": _str("Trainer image of the run.", maxLength=512),
+                    "failures": _int(
+                        "Failed pods of the run's earlier Jobs of this stage (suspend/resume, a Job deleted "
+                        "by hand); the next Job's backoffLimit is runPolicy.backoffLimit minus these."
+                    ),
+                    "activeSeconds": _int(
+                        "Seconds the run's earlier Jobs existed; the next Job's activeDeadlineSeconds is "
+                        "runPolicy.activeDeadlineSeconds minus these."
+                    ),
+                    "countedJob": _str(
+                        "The last Job whose failures and time are in the two above.", maxLength=63
+                    ),
                     "resumes": _int("Times the run was resumed after a suspend (Job suffix -s<N>)."),
                     "suspended": _bool("The run's Job was removed by spec.suspend."),
                     "startTime": _str("When the run's first Job was created.", **ts),
@@ -569,7 +599,7 @@ def status_schema() -> Schema:
                     "lastFailureReason": _str(
                         "Why the last pod failed or cannot run, e.g. OOMKilled, Evicted, or "
                         "Unschedulable with the scheduler's message.",
-                        maxLength=1024,
+                        maxLength=MAX_FAILURE_REASON,
                     ),
                 },
             ),

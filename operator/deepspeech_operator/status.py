@@ -39,11 +39,16 @@ def desired_conditions(
     message: str,
     generation: int,
     validated: tuple[str, str, str],
+    blocked: bool = False,
 ) -> list[dict[str, Any]]:
-    """All conditions for a phase; `validated` is (status, reason, message) of the Validated condition."""
+    """All conditions for a phase; `validated` is (status, reason, message) of the Validated condition.
+
+    `blocked`: the operator cannot make progress on its own (e.g. a same-named object it does not own):
+    Stalled=True with `reason`, whatever the phase, so kstatus reports Failed and the reason is visible.
+    """
     if phase not in KSTATUS:
         raise ValueError(f"status.phase {phase!r} is not one of {', '.join(api.PHASES)}")
-    ready, reconciling, stalled = KSTATUS[phase]
+    ready, reconciling, stalled = ("False", "False", "True") if blocked else KSTATUS[phase]
     conds = [
         {"type": "Ready", "status": ready, "reason": reason, "message": message},
         {
@@ -73,6 +78,32 @@ def desired_conditions(
     for cond in conds:
         cond["observedGeneration"] = generation
     return conds
+
+
+def blocked_status(
+    status: Mapping[str, Any], reason: str, message: str, generation: int, now: str
+) -> dict[str, Any]:
+    """`status` (a decision's) with its conditions saying the run is stalled for `reason`."""
+    out = copy.deepcopy(dict(status))
+    old = {c.get("type"): c for c in status.get("conditions") or []}
+    validated = old.get("Validated") or {}
+    out["conditions"] = merge_conditions(
+        status.get("conditions"),
+        desired_conditions(
+            status.get("phase") or api.PHASE_PENDING,
+            reason,
+            message,
+            generation,
+            (
+                validated.get("status", "Unknown"),
+                validated.get("reason", "PreflightPending"),
+                validated.get("message", ""),
+            ),
+            blocked=True,
+        ),
+        now,
+    )
+    return out
 
 
 def merge_conditions(

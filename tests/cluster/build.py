@@ -1,13 +1,16 @@
 """Builds the control-plane binaries from Go modules, once per machine, into a cache outside the repo.
 
 The wrapper modules in go/ pin k8s.io/kubernetes (with one replace per staging module, generated from
-k/k's own go.mod) and go.etcd.io/etcd/server/v3; only their go.mod/go.sum are committed.
+k/k's own go.mod) and go.etcd.io/etcd/server/v3; only their go.mod/go.sum are committed. go/health is a
+small program of ours around sigs.k8s.io/cli-utils kstatus and gopher-lua (Flux's and Argo CD's health
+libraries), built the same way.
 """
 
 from __future__ import annotations
 
 import datetime
 import fcntl
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -87,3 +90,24 @@ def ensure_binaries() -> dict[str, Path]:
                 GO_MODULES / "etcd", etcd, ["go.etcd.io/etcd/server/v3"], "-s -w", f"etcd {ETCD_VERSION}"
             )
     return {"etcd": etcd, **{name: kube_dir / name for name in KUBE_COMMANDS}}
+
+
+HEALTH_MODULE = GO_MODULES / "health"
+
+
+def health_binary() -> Path:
+    """The `health` tool (go/health/main.go: kstatus and Argo CD's Lua health runtime), built on first use.
+
+    Cached by the hash of its sources and the Go version, so an edit or a new toolchain rebuilds it.
+    """
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((HEALTH_MODULE / name).read_bytes())
+    binary = CACHE / "health" / f"{digest.hexdigest()[:16]}-{go_version()}" / "health"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            _go_build(HEALTH_MODULE, binary, ["."], "-s -w", "the kstatus/Argo CD health tool")
+    return binary

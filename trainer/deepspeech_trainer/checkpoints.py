@@ -173,6 +173,8 @@ class RunState:
     updated_at: float = 0.0
     # Whole epochs in each train-N the store keeps: a restore that must fall back to an older one knows.
     epochs_by_checkpoint: dict[str, int] = field(default_factory=dict)
+    # Who wrote the store (run_identity): a restore by anyone else is refused (check_identity).
+    identity: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,12 +195,20 @@ class SyncResult:
 class CheckpointStore:
     """Mirror of one run's checkpoint dir in S3. Thread-safe: a timer and the epoch-end hook may sync."""
 
-    def __init__(self, storage: s3.Storage, base: s3.S3Uri, local_dir: Path, run_id: str) -> None:
+    def __init__(
+        self,
+        storage: s3.Storage,
+        base: s3.S3Uri,
+        local_dir: Path,
+        run_id: str,
+        identity: Mapping[str, str] | None = None,
+    ) -> None:
         self.storage = storage
         self.base = base.folder
         self.local_dir = local_dir
         self.run_id = run_id
-        self.state = RunState(run_id=run_id)
+        self.identity = dict(identity) if identity else None
+        self.state = RunState(run_id=run_id, identity=self.identity)
         self._uploaded: dict[str, tuple[int, int]] = {}  # name → (size, mtime_ns) known to be in S3
         # State files this process put into (or restored from) the store: pruning keeps what they name and
         # never reads the store to decide, so a failed read cannot make live checkpoints look unreferenced.
@@ -207,12 +217,19 @@ class CheckpointStore:
 
     @classmethod
     def for_spec(
-        cls, storage: s3.Storage, spec: Mapping[str, Any], local_dir: Path, run_id: str
+        cls,
+        storage: s3.Storage,
+        spec: Mapping[str, Any],
+        local_dir: Path,
+        run_id: str,
+        identity: Mapping[str, str] | None = None,
+        run_path: str | None = None,
     ) -> CheckpointStore:
+        """The store at `<output.checkpoints>/<run path>/` (the operator's DST_RUN_PATH; else the run id)."""
         output = spec.get("output") or {}
         base = output.get("checkpoints") or (str(output.get("uri", "")).rstrip("/") + "/checkpoints/")
-        uri = s3.parse_s3_uri(base, "spec.output.checkpoints").folder.child(run_id)
-        return cls(storage, uri, local_dir, run_id)
+        uri = s3.parse_s3_uri(base, "spec.output.checkpoints").folder.child(run_path or run_id)
+        return cls(storage, uri, local_dir, run_id, identity)
 
     @property
     def uri(self) -> str:
@@ -389,6 +406,8 @@ class CheckpointStore:
         state = self.read_state()
         if state is None:
             return None
+        check_identity(state.identity, self.identity, self.uri)
+        state.identity = self.identity or state.identity
         self.local_dir.mkdir(parents=True, exist_ok=True)
         with s3.s3_errors(self.base, "spec.output.checkpoints", user_data=False):
             names = self._remote_names()
@@ -464,6 +483,43 @@ class CheckpointStore:
             "kept the better best_dev checkpoint %s (loss %s)", self.state.best_dev, self.state.best_dev_loss
         )
         return True
+
+
+# --------------------------------------------------------------------------------------------- run identity
+
+IDENTITY_ENV = {
+    "namespace": "DST_NAMESPACE",
+    "name": "DST_NAME",
+    "uid": "DST_UID",
+    "specHash": "DST_SPEC_HASH",
+}
+
+
+def run_identity(run_id: str, env: Mapping[str, str]) -> dict[str, str] | None:
+    """The run's identity from the operator's environment (docs/contract.md); None off-cluster."""
+    if not env.get("DST_UID"):
+        return None
+    return {"runId": run_id, **{key: env.get(var, "") for key, var in IDENTITY_ENV.items()}}
+
+
+def _describe_identity(identity: Mapping[str, str]) -> str:
+    return (
+        f"run {identity.get('runId')} of DeepSpeechTraining {identity.get('namespace')}/"
+        f"{identity.get('name')} (uid {identity.get('uid')}, spec hash {identity.get('specHash')})"
+    )
+
+
+def check_identity(recorded: Mapping[str, str] | None, mine: Mapping[str, str] | None, uri: str) -> None:
+    """Refuse a checkpoint another run wrote: a CR deleted and created again under the same name, or two
+    CRs sharing output.checkpoints, must never train on (and then publish) each other's weights. A store
+    without a recorded identity (an older trainer, or local use) is restored as before."""
+    if not recorded or not mine or dict(recorded) == dict(mine):
+        return
+    raise InvalidInput(
+        f"checkpoint {uri} was written by {_describe_identity(recorded)}, not by this "
+        f"{_describe_identity(mine)}: refusing to restore it. Point spec.output.checkpoints elsewhere "
+        "or delete that folder."
+    )
 
 
 # --------------------------------------------------------------------------------------------- init checkpoint

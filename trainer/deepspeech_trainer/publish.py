@@ -63,9 +63,9 @@ def verify_export(export_dir: Path, tflite: bool = False) -> list[Path]:
     return models
 
 
-def publish(storage: s3.Storage, output_uri: str, run_id: str, files: list[tuple[Path, str]]) -> Published:
+def publish(storage: s3.Storage, output_uri: str, run_path: str, files: list[tuple[Path, str]]) -> Published:
     """Upload `files` in parallel, then SHA256SUMS (last: its presence means the set is complete)."""
-    base = s3.parse_s3_uri(output_uri, "spec.output.uri").folder.child(run_id).folder
+    base = s3.parse_s3_uri(output_uri, "spec.output.uri").folder.child(run_path).folder
     if not files:
         raise InvalidInput("nothing to publish")
     sums = [(name, sha256_file(path)) for path, name in files]

@@ -29,6 +29,7 @@ from deepspeech_trainer.checkpoints import (
     fetch_init_checkpoint,
     newest_train_checkpoint,
     rewrite_local_state_files,
+    run_identity,
 )
 from deepspeech_trainer.exitcodes import INVALID, OK, RETRY, InvalidInput, TrainerError, TransientError
 from deepspeech_trainer.invocation import (
@@ -245,6 +246,8 @@ class Trainer:
     def __init__(self, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
         self.run_id = str(args.run_id)
+        # The run's folder below output.uri and output.checkpoints (docs/contract.md); the id off-cluster.
+        self.run_path = self.env.get("DST_RUN_PATH") or self.run_id
         self.work = Path(args.work_dir).absolute()
         self.spec_path = Path(args.spec)
         self.runner: Runner | None = None
@@ -418,7 +421,14 @@ class Trainer:
         storage = s3.Storage(s3.StorageConfig.from_spec(spec, self.env))
         syncer: threading.Thread | None = None
         try:
-            self.store = CheckpointStore.for_spec(storage, spec, paths.checkpoint_dir, self.run_id)
+            self.store = CheckpointStore.for_spec(
+                storage,
+                spec,
+                paths.checkpoint_dir,
+                self.run_id,
+                identity=run_identity(self.run_id, self.env),
+                run_path=self.run_path,
+            )
             message["checkpoint"] = {"uri": self.store.uri, "epoch": 0}
             resume, source, run_alphabet = self._prepare_checkpoints(spec, storage, paths)
             self.tracker = EpochTracker(resume.epochs_done, self._total)
@@ -472,7 +482,7 @@ class Trainer:
             files = collect(
                 [paths.export_dir, paths.tflite_export_dir], [paths.test_output_file, paths.alphabet]
             )
-            published = publish(storage, spec["output"]["uri"], self.run_id, files)
+            published = publish(storage, spec["output"]["uri"], self.run_path, files)
             model: dict[str, Any] = {"uri": published.uri, "files": published.files}
             smoked = self._smoke_test(spec, runtime, paths, check)
             if smoked is not None:

@@ -102,7 +102,9 @@ def test_examples_cover_the_documented_cases():
     assert specs["tflite-export"]["output"]["tflite"] is True
     assert specs["kueue"]["queueName"]
     assert specs["suspend"]["suspend"] is True
-    assert specs["demo"]["dryRun"] is True
+    # make demo trains a real tiny model (Coqui STT by default), no dry run.
+    assert "dryRun" not in specs["demo"]
+    assert specs["demo"]["deepspeech"]["engine"] == "coqui-stt"
     assert all(
         uri.startswith("s3://demo/")
         for uri in specs["demo"]["data"]["train"] + [specs["demo"]["output"]["uri"]]

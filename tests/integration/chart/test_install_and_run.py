@@ -64,7 +64,10 @@ def assert_full_run(cluster: Any, namespace: str, name: str, log: Any) -> None:
     final = wait_succeeded(cluster, namespace, name, log)
     jobs = cluster.kubectl("get", "jobs", "-n", namespace, "-o", "name").stdout.split()
     assert sorted(jobs) == [f"job.batch/{name}-g1-preflight", f"job.batch/{name}-g1-train"]
-    assert final["model"]["uri"] == "s3://models/en-finetune/g1/"
+    uid = json.loads(cluster.kubectl("get", "dst", name, "-n", namespace, "-o", "json").stdout)["metadata"][
+        "uid"
+    ]
+    assert final["model"]["uri"] == f"s3://models/en-finetune/{name}/g1-{uid[:8]}/"
     # The per-CR trainer objects the operator created with its own rights (incl. the escalation check).
     for kind in ("serviceaccount", "role", "rolebinding"):
         cluster.kubectl("get", kind, f"{name}-trainer", "-n", namespace)
@@ -93,6 +96,7 @@ def assert_least_privilege(cluster: Any, sa: str, release_ns: str, watched: str)
     assert yes("patch", f"{PLURAL}.{GROUP}", "--subresource=status", "-n", watched)
     assert yes("create", "jobs", "-n", watched)
     assert yes("create", "rolebindings", "-n", watched)
+    assert yes("patch", "rolebindings", "-n", watched)  # the trainer's binding follows serviceAccountName
 
 
 def test_values_typo_fails_the_install(cluster, namespace, helm):

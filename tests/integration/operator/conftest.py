@@ -184,9 +184,19 @@ def k8s(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def env(k8s: Any, crd: None, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+def operator_args() -> list[str]:
+    """Extra operator flags; a test module overrides this fixture to change them."""
+    return []
+
+
+@pytest.fixture
+def env(
+    k8s: Any, crd: None, request: pytest.FixtureRequest, tmp_path: Path, operator_args: list[str]
+) -> Iterator[Env]:
     namespace = request.getfixturevalue("namespace")
-    op = OperatorProcess(k8s.kubeconfig, namespace, tmp_path / "operator.log")
+    op = OperatorProcess(
+        k8s.kubeconfig, namespace, tmp_path / "operator.log", extra_args=tuple(operator_args)
+    )
     op.start()
     try:
         yield Env(k8s, namespace, op)

@@ -37,11 +37,12 @@ def test_valid_cr_preflight_then_training_succeeds(env):
         "True",
     )
     assert status["observedGeneration"] == env.get("en")["metadata"]["generation"]
-    assert status["model"]["uri"] == "s3://models/en-finetune/g1/"
+    model = f"s3://models/en-finetune/en/g1-{env.get('en')['metadata']['uid'][:8]}/"
+    assert status["model"]["uri"] == model
     assert kstatus(env.get("en")) == "Current"
     assert {"RunStarted", "JobCreated", "Succeeded", "ModelExported"} <= set(env.events("en"))
     printed = env.kubectl("get", "dst", "en", "-n", env.ns).stdout
-    assert "Succeeded" in printed and "s3://models/en-finetune/g1/" in printed
+    assert "Succeeded" in printed and model in printed
     assert env.get("en")["metadata"].get("finalizers") in (None, [])
 
 

@@ -33,7 +33,8 @@ def test_spec_change_starts_new_run_and_records_history(env):
     env.finish_pod(new_pod.metadata.name, 0)
     env.wait_phase("en", "Succeeded")
     assert env.job_names() == [new_job]
-    assert env.status("en")["model"]["uri"] == f"s3://models/en-finetune/g{new_gen}/"
+    uid = env.get("en")["metadata"]["uid"]
+    assert env.status("en")["model"]["uri"] == f"s3://models/en-finetune/en/g{new_gen}-{uid[:8]}/"
 
 
 def test_suspend_and_resume_keep_the_run(env):

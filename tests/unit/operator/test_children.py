@@ -108,6 +108,7 @@ def test_preflight_job_is_cpu_only_and_ignores_gpu_placement():
     pod = job["spec"]["template"]["spec"]
     assert job["metadata"]["name"] == "en-g4-preflight"
     assert api.LABEL_KUEUE_QUEUE not in job["metadata"]["labels"]
+    assert "suspend" not in job["spec"]  # the preflight is not queued
     for key in ("tolerations", "nodeSelector", "affinity", "priorityClassName"):
         assert key not in pod
     assert "nvidia.com/gpu" not in container(job)["resources"]["limits"]
@@ -136,6 +137,7 @@ def test_train_job_scheduling_and_resources_from_spec():
     pod = job["spec"]["template"]["spec"]
     assert job["metadata"]["name"] == "en-g4-train-s2"
     assert job["metadata"]["labels"][api.LABEL_KUEUE_QUEUE] == "team-a"
+    assert job["spec"]["suspend"] is True  # queued Jobs wait for Kueue's admission from the start
     assert job["spec"]["backoffLimit"] == 0 and job["spec"]["activeDeadlineSeconds"] == 3600
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["tolerations"][1]["key"] == "spot"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "A100"}

@@ -25,6 +25,8 @@ class FakeCluster:
             raise ForeignObjectError("taken")
         return "created"
 
+    ensure = create_or_adopt  # the trainer's objects: create, adopt or patch back (k8s.Cluster.ensure)
+
     def delete_job(self, namespace, name, propagation):
         self.calls.append(("delete", namespace, name, propagation))
 

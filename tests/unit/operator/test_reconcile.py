@@ -274,7 +274,7 @@ def test_success_without_message_uses_contract_model_folder():
     body = _training()
     tj = job(body, "g1", api.STAGE_TRAIN, "complete")
     d = step(body, [tj], [pod(tj, "Succeeded", exit_code=0)])
-    assert d.status["model"] == {"uri": "s3://models/en/g1/", "runId": "g1"}
+    assert d.status["model"] == {"uri": "s3://models/en/en/g1-11111111/", "runId": "g1"}
     assert "metrics" not in d.status
 
 

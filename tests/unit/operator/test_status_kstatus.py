@@ -1,7 +1,10 @@
 """Status helpers and the kstatus meaning of every row of operator-conventions.md §3's situation table.
 
 `kstatus` below follows the evaluation order of kubernetes-sigs/cli-utils pkg/kstatus (as the conventions
-summarise it), so the test checks what Flux would conclude, not just our own condition values.
+summarise it), so the test checks what Flux would conclude, not just our own condition values. Both it and
+`argo_health` are quick stand-ins: tests/integration/gitops/test_real_health.py runs the real kstatus
+(cli-utils v0.37.2, whose generic rules do include Ready=False -> InProgress) and the shipped health.lua
+under gopher-lua on the same objects and requires the same answers.
 """
 
 from __future__ import annotations
