@@ -10,7 +10,8 @@ import re
 import pytest
 
 from tests import engines
-from tests.cluster.config import SIM_RUNTIME, engine_image_env
+from tests.cluster.config import engine_image_env
+from tests.e2e.conftest import evict_after_epochs, prepare_process_namespace
 from tests.e2e.test_training_flow import s3_keys, spec
 from tests.integration.operator.conftest import Env, OperatorProcess
 
@@ -21,14 +22,7 @@ ENGINE = "coqui-stt-1.4.0"
 @pytest.fixture
 def real_e2e(cluster, namespace: str, s3_env: dict[str, str], crd: None, tmp_path):
     engine = engines.require(ENGINE)
-    cluster.kubectl("annotate", "namespace", namespace, f"{SIM_RUNTIME}=process")
-    annotations = engine_image_env(engine.trainer_env())
-    cluster.kubectl("annotate", "namespace", namespace, *(f"{k}={v}" for k, v in annotations.items()))
-    cluster.kubectl(
-        "-n", namespace, "create", "secret", "generic", "s3-credentials",
-        f"--from-literal=AWS_ACCESS_KEY_ID={s3_env['AWS_ACCESS_KEY_ID']}",
-        f"--from-literal=AWS_SECRET_ACCESS_KEY={s3_env['AWS_SECRET_ACCESS_KEY']}",
-    )  # fmt: skip
+    prepare_process_namespace(cluster, namespace, s3_env, engine_image_env(engine.trainer_env()))
     op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path / "operator.log")
     op.start()
     try:
@@ -38,8 +32,6 @@ def real_e2e(cluster, namespace: str, s3_env: dict[str, str], crd: None, tmp_pat
 
 
 def test_real_training_survives_eviction_and_reports_results(real_e2e: Env, corpus: str, s3_env):
-    from kubernetes import client
-
     e2e = real_e2e
     epochs = 60
     value = spec(
@@ -52,18 +44,7 @@ def test_real_training_survives_eviction_and_reports_results(real_e2e: Env, corp
     )
     value["data"]["alphabet"] = f"{corpus}/alphabet.txt"
     e2e.apply("coqui", value)
-    e2e.wait(
-        "two epochs in S3",
-        lambda: (e2e.status("coqui").get("checkpoint") or {}).get("epoch", 0) >= 2,
-        timeout=300,
-    )
-    job = e2e.status("coqui")["run"]["jobName"]
-    first = e2e.running_pod(job)
-    e2e.core.create_namespaced_pod_eviction(
-        first.metadata.name,
-        e2e.ns,
-        client.V1Eviction(metadata=client.V1ObjectMeta(name=first.metadata.name, namespace=e2e.ns)),
-    )
+    job, first = evict_after_epochs(e2e, "coqui", 2, timeout=300)
     status = e2e.wait_phase("coqui", "Succeeded", timeout=420)
 
     (second,) = e2e.pods(job)

@@ -12,6 +12,7 @@ import pytest
 
 from tests.cluster.config import GPU_NODES
 from tests.cluster.controlplane import s3_client
+from tests.e2e.conftest import evict_after_epochs
 from tests.integration.operator.conftest import Env
 
 pytestmark = pytest.mark.cluster
@@ -99,8 +100,6 @@ def test_bad_data_fails_in_preflight_without_gpu_pod(e2e: Env, corpus: str, s3_e
 
 
 def test_eviction_mid_training_resumes_from_s3_checkpoint(e2e: Env, corpus: str, s3_env: dict[str, str]):
-    from kubernetes import client
-
     e2e.apply(
         "evicted",
         spec(
@@ -111,18 +110,7 @@ def test_eviction_mid_training_resumes_from_s3_checkpoint(e2e: Env, corpus: str,
             training={"epochs": 6, "learningRate": 0.0001, "nHidden": 64},
         ),
     )
-    e2e.wait(
-        "two epochs done",
-        lambda: (e2e.status("evicted").get("checkpoint") or {}).get("epoch", 0) >= 2,
-        timeout=180,
-    )
-    job = e2e.status("evicted")["run"]["jobName"]
-    first = e2e.running_pod(job)
-    e2e.core.create_namespaced_pod_eviction(
-        first.metadata.name,
-        e2e.ns,
-        client.V1Eviction(metadata=client.V1ObjectMeta(name=first.metadata.name, namespace=e2e.ns)),
-    )
+    job, first = evict_after_epochs(e2e, "evicted", 2, timeout=180)
     status = e2e.wait_phase("evicted", "Succeeded", timeout=300)
     (second,) = e2e.pods(job)  # the evicted pod is gone; the Job made a replacement
     assert second.metadata.name != first.metadata.name
