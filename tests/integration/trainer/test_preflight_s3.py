@@ -91,7 +91,7 @@ def test_preflight_ok_derives_and_publishes_alphabet(s3, bucket, tmp_path, capsy
     assert code == 0, result["problems"]
     assert result["ok"] and result["rows"] == 8
     assert result["alphabet"][0] == " " and "'" in result["alphabet"] and "h" in result["alphabet"]
-    assert [inv["purpose"] for inv in result["plan"]["invocations"]] == ["train"]
+    assert [inv["purpose"] for inv in result["plan"]["invocations"]] == ["train", "export"]
     written = (tmp_path / "w" / "data" / "alphabet.txt").read_text()
     assert written.endswith("\n") and "\nh\n" in written
     assert json.loads((tmp_path / "termination").read_text())["ok"] is True
