@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -48,6 +49,8 @@ TF1_PACKAGES = (
 OPERATOR_STANDIN = "deepspeech-operator-standin/python:3.11-bookworm"
 TF1_CONTAINERFILE = REPO / "tests" / "images" / "Containerfile.tf1-standin"
 TENSORFLOW_VERSION = "1.15.4"
+# The newest protobuf 3 release for each Python (3.20 dropped 3.6).
+PROTOBUF_OF = {"3.6": "3.19.6", "3.7": "3.20.3"}
 INPUTS_LABEL = "dso.inputs"
 # Kept out of the copied CPython: tests, GUI, compiled caches and whatever this machine installed into it.
 SKIPPED = {
@@ -141,12 +144,8 @@ def relocatable_cpython(prefix: Path, target: Path) -> Path:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(prefix, target, symlinks=True, ignore=_ignore)
-    for interpreter in (target / "bin").glob("python3.*"):
-        if (
-            interpreter.is_file()
-            and not interpreter.is_symlink()
-            and not interpreter.name.endswith("-config")
-        ):
+    for interpreter in (target / "bin").iterdir():
+        if re.fullmatch(r"python3\.\d+m?", interpreter.name) and not interpreter.is_symlink():
             subprocess.run(["patchelf", "--set-rpath", "$ORIGIN/../lib", str(interpreter)], check=True)
     return target
 
@@ -159,7 +158,13 @@ def tf1_base(python_version: str) -> str:
             f"images: no pyenv CPython {python_version} for the stand-in TF1 base: pyenv install {python_version}"
         )
     image = f"deepspeech-operator-standin/tf1:{TENSORFLOW_VERSION}-py{python_version}"
-    inputs = _digest(TF1_CONTAINERFILE.read_bytes(), str(prefix), TENSORFLOW_VERSION, *TF1_PACKAGES)
+    inputs = _digest(
+        TF1_CONTAINERFILE.read_bytes(),
+        str(prefix),
+        TENSORFLOW_VERSION,
+        PROTOBUF_OF[python_version],
+        *TF1_PACKAGES,
+    )
     if containers.label(image, INPUTS_LABEL) == inputs:
         return image
     print(
@@ -184,6 +189,8 @@ def tf1_base(python_version: str) -> str:
             f"PYTHON_VERSION={python_version}",
             "--build-arg",
             f"TENSORFLOW_VERSION={TENSORFLOW_VERSION}",
+            "--build-arg",
+            f"PROTOBUF_VERSION={PROTOBUF_OF[python_version]}",
             "--label",
             f"{INPUTS_LABEL}={inputs}",
             "-f",
