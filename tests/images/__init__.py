@@ -122,7 +122,8 @@ def _stage_source(source: Path, version: str) -> str:
 
 
 def _bud(dockerfile: str, image: str, build_args: dict[str, str]) -> float:
-    command = ["buildah", "bud", "--pull=never", "--layers", *containers.build_mounts()]
+    # Docker format: the OCI format drops SHELL (Dockerfile.trainer's bash -o pipefail) with only a warning.
+    command = ["buildah", "bud", "--format", "docker", "--pull=never", "--layers", *containers.build_mounts()]
     for key, value in build_args.items():
         command += ["--build-arg", f"{key}={value}"]
     return containers.timed([*command, "-f", str(REPO / dockerfile), "-t", image, str(REPO)])

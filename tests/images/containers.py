@@ -27,7 +27,6 @@ events_logger = "file"
 # A TLS-inspecting proxy's CA lives only in the host's bundle: builds see it at the same path, read-only; it is a
 # mount, so it never ends up in an image.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-PIP_CACHE = Path(os.environ.get("PIP_CACHE_DIR", Path.home() / ".cache" / "pip"))
 TOOLS = ("buildah", "podman", "mmdebstrap", "runc", "patchelf")
 TOOLS_HINT = (
     "apt-get install buildah podman mmdebstrap runc patchelf (Debian packages; no Docker daemon needed)"
@@ -46,14 +45,11 @@ def env() -> dict[str, str]:
 
 
 def build_mounts() -> list[str]:
-    """-v options of every build: the host CA bundle (read-only) and the pip cache as a throwaway overlay."""
-    mounts = []
+    """-v options of every build: the host CA bundle, read-only. (No pip cache mount: the Dockerfiles remove
+    /root/.cache/pip in their RUN steps, which a mount point refuses.)"""
     if HOST_CA_BUNDLE.is_file():
-        mounts += ["-v", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
-    if PIP_CACHE.is_dir():
-        # :O = overlay: builds read the cache, their writes (and `rm -rf /root/.cache`) are thrown away.
-        mounts += ["-v", f"{PIP_CACHE}:/root/.cache/pip:O"]
-    return mounts
+        return ["-v", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+    return []
 
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
