@@ -11,13 +11,14 @@ SYSTEM_PACKAGES := openssl util-linux espeak-ng sox
 REQS := operator/requirements.txt trainer/requirements.txt trainer/requirements-prepare.txt requirements-dev.txt operator/pyproject.toml trainer/pyproject.toml
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help dev system-deps engines lint fmt unit test integration cluster-up cluster-down cluster-build run-operator generate demo demo-down bench
+.PHONY: help dev system-deps engines images images-clean lint fmt unit test integration cluster-up cluster-down cluster-build run-operator generate demo demo-down bench
 
 help:
 	@echo "make demo        - local cluster + S3 + operator, dry-run training of a generated dataset"
 	@echo "make test        - lint, unit and integration tests (builds the local control plane once)"
 	@echo "make dev         - create .venv with both distributions (editable) and the test tools"
 	@echo "make engines     - build the real training engines (Python 3.7 + TF1 venvs, cached; see tests/engines)"
+	@echo "make images      - build both images with buildah (no Docker daemon; stand-in bases where needed; docs/images.md)"
 	@echo "make cluster-up  - start the local control plane and S3 (.cluster/kubeconfig, .cluster/s3.env)"
 	@echo "make cluster-down- stop it and remove its state"
 	@echo "make run-operator- run the operator in the foreground against .cluster/kubeconfig or KUBECONFIG"
@@ -41,6 +42,13 @@ system-deps:
 # Real training engines: Coqui STT always, DeepSpeech where its source is available (DSO_DEEPSPEECH_SRC).
 engines: $(STAMP)
 	$(PY) -m tests.engines build
+
+# Not part of `make test`: image builds take minutes. Tests that need the images skip until this has run.
+images: $(STAMP)
+	$(PY) -m tests.images build
+
+images-clean: $(STAMP)
+	$(PY) -m tests.images clean
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
