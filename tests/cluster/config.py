@@ -67,10 +67,14 @@ def standin_image_env() -> dict[str, str]:
         SIM_IMAGE_ENV + "DST_DEEPSPEECH_DIR": str(REPO / "tests" / "standin"),
         # No TensorFlow and no GPU here: the trainer's GPU check (gpucheck.py) cannot pass, so it is off.
         SIM_IMAGE_ENV + "DST_GPU_CHECK": "off",
+        # Tests watch checkpoints reach S3 epoch by epoch: no minimum gap between epoch-end syncs.
+        SIM_IMAGE_ENV + "DST_EPOCH_SYNC_MIN_S": "0",
     }
 
 
 def engine_image_env(engine_env: dict[str, str]) -> dict[str, str]:
     """Namespace annotations that make trainer pods run a real engine of this machine (tests/engines)."""
     # CPU-only TensorFlow and no GPU here: the trainer's GPU check cannot pass, so it is off.
-    return {SIM_IMAGE_ENV + k: v for k, v in {**engine_env, "DST_GPU_CHECK": "off"}.items()}
+    # Tests watch checkpoints reach S3 epoch by epoch: no minimum gap between epoch-end syncs.
+    knobs = {"DST_GPU_CHECK": "off", "DST_EPOCH_SYNC_MIN_S": "0"}
+    return {SIM_IMAGE_ENV + k: v for k, v in {**engine_env, **knobs}.items()}

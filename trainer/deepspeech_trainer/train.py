@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ from deepspeech_trainer.validation import settings_from_spec
 log = logging.getLogger(__name__)
 
 DEFAULT_SYNC_INTERVAL_S = 120.0
+# At most one epoch-end sync per minute: a real epoch on a GPU takes longer, so each is still synced.
+DEFAULT_EPOCH_SYNC_MIN_S = 60.0
 MAX_TRANSCRIPT = 512
 FAILED = 1  # DeepSpeech failed: counted against backoffLimit like any uncaught error
 
@@ -255,7 +258,11 @@ class Trainer:
         self.tracker: EpochTracker | None = None
         self.reporter = StatusReporter.from_env(self.run_id, self.env)
         self.sync_interval = float(self.env.get("DST_SYNC_INTERVAL_S") or DEFAULT_SYNC_INTERVAL_S)
+        min_gap = self.env.get("DST_EPOCH_SYNC_MIN_S")
+        self.epoch_sync_min = float(min_gap) if min_gap else DEFAULT_EPOCH_SYNC_MIN_S
         self._stop_sync = threading.Event()
+        self._sync_due = threading.Event()
+        self._last_sync = float("-inf")
         self._total = 0
         self.stopped_early = False
         self._tracker_lock = threading.Lock()
@@ -269,6 +276,7 @@ class Trainer:
     def _sync(self) -> None:
         if self.store is None or self.tracker is None:
             return
+        self._last_sync = time.monotonic()
         # A save that no line has followed yet (DeepSpeech stopped right after it) still counts its epoch.
         self._observe_state()
         result = self.store.sync(self.tracker.epochs_in, self.tracker.best_loss)
@@ -276,11 +284,24 @@ class Trainer:
             self.reporter.checkpoint(self.store.uri, self.store.state.epochs_done)
 
     def _periodic_sync(self) -> None:
-        while not self._stop_sync.wait(self.sync_interval):
+        while not self._stop_sync.wait(1.0):
+            since = time.monotonic() - self._last_sync
+            due = self._sync_due.is_set() and since >= self.epoch_sync_min
+            if not due and since < self.sync_interval:
+                continue
+            self._sync_due.clear()
             try:
                 self._sync()
             except TrainerError as exc:  # the next round or the epoch-end sync tries again
                 log.warning("periodic checkpoint sync failed: %s", exc)
+
+    def _sync_soon(self, after: str) -> None:
+        """Sync now, or once DST_EPOCH_SYNC_MIN_S has passed since the last one: on short epochs a sync per
+        epoch costs more than it protects (the periodic, the SIGTERM and the final syncs still run)."""
+        if time.monotonic() - self._last_sync >= self.epoch_sync_min:
+            self._sync_quietly(after)
+        else:
+            self._sync_due.set()
 
     def _on_event(self, event: Event) -> None:
         tracker = self.tracker
@@ -297,7 +318,7 @@ class Trainer:
             self.reporter.progress(epoch=tracker.offset + event.epoch + 1, epochs=self._total)
         validated = tracker.on_event(event)
         if isinstance(event, BestModelSaved):
-            self._sync_quietly("new best_dev")  # the stored best_dev must carry its own loss
+            self._sync_soon("new best_dev")  # the stored best_dev must carry its own loss
             self.reporter.progress(force=True, devLoss=tracker.dev_loss)
         elif validated:
             self.reporter.progress(devLoss=tracker.dev_loss)
@@ -310,7 +331,7 @@ class Trainer:
                 step=tracker.step,
                 trainLoss=tracker.train_loss,
             )
-            self._sync_quietly(f"epoch {tracker.done}")
+            self._sync_soon(f"epoch {tracker.done}")
         elif tracker.step_moved():
             # A time-based save inside an epoch: with --noshow_progressbar the only sign of movement.
             self.reporter.progress(step=tracker.step)
