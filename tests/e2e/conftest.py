@@ -11,7 +11,7 @@ import pytest
 
 from tests.cluster.config import SIM_IMAGE_ENV, SIM_RUNTIME, standin_image_env
 from tests.integration.chart.conftest import helm  # noqa: F401 - the chart tests' install fixture
-from tests.integration.operator.conftest import Env, OperatorProcess
+from tests.integration.operator.conftest import Env, OperatorProcess, running_operator
 
 
 @pytest.fixture
@@ -62,8 +62,5 @@ def evict_after_epochs(e2e: Env, name: str, epochs: int, timeout: float) -> tupl
 def e2e(cluster: Any, process_namespace: str, crd: None, tmp_path: Path) -> Iterator[Env]:
     """The operator (a local process with the admin kubeconfig) watching a process namespace."""
     op = OperatorProcess(cluster.kubeconfig, process_namespace, tmp_path / "operator.log")
-    op.start()
-    try:
-        yield Env(cluster, process_namespace, op)
-    finally:
-        op.stop()
+    with running_operator(op, cluster, process_namespace) as started:
+        yield started

@@ -13,7 +13,7 @@ from tests import engines
 from tests.cluster.config import engine_image_env
 from tests.e2e.conftest import evict_after_epochs, prepare_process_namespace
 from tests.e2e.test_training_flow import s3_keys, spec
-from tests.integration.operator.conftest import Env, OperatorProcess
+from tests.integration.operator.conftest import Env, OperatorProcess, running_operator
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real_training]
 ENGINE = "coqui-stt-1.4.0"
@@ -24,11 +24,8 @@ def real_e2e(cluster, namespace: str, s3_env: dict[str, str], crd: None, tmp_pat
     engine = engines.require(ENGINE)
     prepare_process_namespace(cluster, namespace, s3_env, engine_image_env(engine.trainer_env()))
     op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path / "operator.log")
-    op.start()
-    try:
-        yield Env(cluster, namespace, op)
-    finally:
-        op.stop()
+    with running_operator(op, cluster, namespace) as started:
+        yield started
 
 
 def test_real_training_survives_eviction_and_reports_results(real_e2e: Env, corpus: str, s3_env):

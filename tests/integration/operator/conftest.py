@@ -6,6 +6,7 @@ tests never see each other's objects. Waiting is always "poll a condition until 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -197,9 +198,16 @@ def env(
     op = OperatorProcess(
         k8s.kubeconfig, namespace, tmp_path / "operator.log", extra_args=tuple(operator_args)
     )
+    with running_operator(op, k8s, namespace) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_operator(op: OperatorProcess, cluster: Any, namespace: str) -> Iterator[Env]:
+    """`op` started, as the Env of `namespace`; stopped however the test ends."""
     op.start()
     try:
-        yield Env(k8s, namespace, op)
+        yield Env(cluster, namespace, op)
     finally:
         op.stop()
 

@@ -17,7 +17,7 @@ import pytest
 from tests import images
 from tests.images import containers
 
-from .conftest import Env, OperatorProcess, base_spec
+from .conftest import Env, OperatorProcess, base_spec, running_operator
 
 pytestmark = pytest.mark.cluster
 KUBECONFIG_IN_CONTAINER = "/etc/deepspeech-operator/kubeconfig"
@@ -62,11 +62,8 @@ def image_env(k8s: Any, crd: None, namespace: str, tmp_path: Path) -> Iterator[E
     if reason := images.missing_reason(images.OPERATOR_IMAGE):
         pytest.skip(reason)
     op = ImageOperatorProcess(k8s.kubeconfig, namespace, tmp_path / "operator.log")
-    op.start()
-    try:
-        yield Env(k8s, namespace, op)
-    finally:
-        op.stop()
+    with running_operator(op, k8s, namespace) as started:
+        yield started
 
 
 def test_operator_image_runs_read_only_as_its_user_and_reconciles_a_cr_to_a_job(image_env):

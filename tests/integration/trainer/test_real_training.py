@@ -78,6 +78,14 @@ def train(spec: dict, work: Path, env: dict, log: Path) -> tuple[int, dict]:
     return code, json.loads(Path(env["DST_TERMINATION_LOG"]).read_text())
 
 
+def train_ok(spec: dict, work: Path, env: dict, log: Path) -> tuple[dict, str]:
+    """`train` that must succeed: its termination message and its log (the log's tail if it fails)."""
+    code, message = train(spec, work, env, log)
+    text = log.read_text()
+    assert code == 0, text[-4000:]
+    return message, text
+
+
 def keys(s3, uri: str) -> set[str]:
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -94,14 +102,12 @@ def saved_step(checkpoint_dir: Path) -> int:
 def test_trains_tests_exports_and_smoke_tests_the_model(engine, corpus, s3_env, tmp_path):
     s3 = s3_client(s3_env)
     out = f"{corpus.rsplit('/', 1)[0]}/models-{engine.name}-{secrets.token_hex(4)}/"
-    code, message = train(
+    message, _ = train_ok(
         spec_for(engine, corpus, out),
         tmp_path / "work",
         trainer_env(engine, tmp_path, s3_env),
         tmp_path / "log",
     )
-    log = (tmp_path / "log").read_text()
-    assert code == 0, log[-4000:]
     assert message["ok"] is True and message["epochsDone"] == 2
     # WER/CER from the real test pass: numbers DeepSpeech printed, in [0, 1] after capping.
     assert 0.0 <= message["metrics"]["wer"] <= 1.0 and 0.0 <= message["metrics"]["cer"] <= 1.0
@@ -139,8 +145,7 @@ def test_sigterm_mid_training_resumes_with_every_epoch_trained_once(engine, dev,
     first = json.loads((tmp_path / "termination").read_text())
     assert first["ok"] is False and "SIGTERM" in first["error"] and 1 <= first["epochsDone"] < epochs
 
-    code, final = train(spec, tmp_path / "work2", env, tmp_path / "second.log")
-    assert code == 0, (tmp_path / "second.log").read_text()[-4000:]
+    final, _ = train_ok(spec, tmp_path / "work2", env, tmp_path / "second.log")
     assert final["epochsDone"] == epochs
     # The real TF checkpoint says how many steps were trained in all: one epoch = one step per clip
     # (batch size 1, 6 training clips). A skipped epoch or one trained twice changes the count.
@@ -150,45 +155,38 @@ def test_sigterm_mid_training_resumes_with_every_epoch_trained_once(engine, dev,
 def test_fine_tune_and_transfer_from_a_checkpoint_the_run_produced(engine, corpus, s3_env, tmp_path):
     out = f"{corpus.rsplit('/', 1)[0]}/tune-{engine.name}-{secrets.token_hex(4)}/"
     env = trainer_env(engine, tmp_path, s3_env)
-    code, _ = train(spec_for(engine, corpus, out), tmp_path / "base", env, tmp_path / "base.log")
-    assert code == 0, (tmp_path / "base.log").read_text()[-3000:]
+    train_ok(spec_for(engine, corpus, out), tmp_path / "base", env, tmp_path / "base.log")
     source = f"{out}checkpoints/g1/"
 
     tuned = spec_for(engine, corpus, out, epochs=1, initFrom={"checkpoint": source})
-    code, message = train(
+    message, log = train_ok(
         tuned, tmp_path / "tune", trainer_env(engine, tmp_path, s3_env, "g2"), tmp_path / "tune.log"
     )
-    log = (tmp_path / "tune.log").read_text()
-    assert code == 0, log[-3000:]
     assert message["epochsDone"] == 1 and message["model"]["smokeTest"]["ok"] is True
     if flags.is_legacy(engine.version):
         return  # 0.6.x has no transfer learning (dropSourceLayers needs 0.7.4+)
     assert "--load_checkpoint_dir" in log and "--force_initialize_learning_rate" in log
 
     transfer = spec_for(engine, corpus, out, epochs=1, initFrom={"checkpoint": source, "dropSourceLayers": 1})
-    code, message = train(
+    message, log = train_ok(
         transfer, tmp_path / "xfer", trainer_env(engine, tmp_path, s3_env, "g3"), tmp_path / "xfer.log"
     )
-    log = (tmp_path / "xfer.log").read_text()
-    assert code == 0, log[-3000:]
     assert "--drop_source_layers 1" in log and message["epochsDone"] == 1
 
 
 def test_coqui_stt_fine_tunes_a_deepspeech_checkpoint(corpus, s3_env, tmp_path):
     deepspeech, coqui = engines.require("deepspeech-0.9.3"), engines.require("coqui-stt-1.4.0")
     out = f"{corpus.rsplit('/', 1)[0]}/lineage-{secrets.token_hex(4)}/"
-    code, _ = train(
+    train_ok(
         spec_for(deepspeech, corpus, out),
         tmp_path / "ds",
         trainer_env(deepspeech, tmp_path, s3_env),
         tmp_path / "ds.log",
     )
-    assert code == 0, (tmp_path / "ds.log").read_text()[-3000:]
     tuned = spec_for(coqui, corpus, out, epochs=1, initFrom={"checkpoint": f"{out}checkpoints/g1/"})
-    code, message = train(
+    message, _ = train_ok(
         tuned, tmp_path / "stt", trainer_env(coqui, tmp_path, s3_env, "g2"), tmp_path / "stt.log"
     )
-    assert code == 0, (tmp_path / "stt.log").read_text()[-3000:]
     assert message["epochsDone"] == 1 and message["model"]["smokeTest"]["ok"] is True
 
 
@@ -202,7 +200,6 @@ def test_tflite_export_and_early_stop(engine, corpus, s3_env, tmp_path):
         training={**TINY, "epochs": 10, "earlyStop": {"epochs": 2, "minDelta": 1000.0}},
         output={"uri": out, "tflite": True},
     )  # fmt: skip
-    code, message = train(spec, tmp_path / "work", trainer_env(engine, tmp_path, s3_env), tmp_path / "log")
-    assert code == 0, (tmp_path / "log").read_text()[-3000:]
+    message, _ = train_ok(spec, tmp_path / "work", trainer_env(engine, tmp_path, s3_env), tmp_path / "log")
     assert message.get("stoppedEarly") is True and 1 <= message["epochsDone"] < 10
     assert "output_graph.tflite" in keys(s3_client(s3_env), message["model"]["uri"])
