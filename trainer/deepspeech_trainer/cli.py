@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import pid1
 from .exitcodes import OK, InvalidInput, TrainerError
 
 DEFAULT_SPEC = Path("/etc/deepspeech/spec.json")
@@ -126,5 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
+def entrypoint() -> int:
+    """The `deepspeech-trainer` console script: the container's PID 1 in a Job (see pid1)."""
+    pid1.reap_orphans_if_pid1()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entrypoint())
