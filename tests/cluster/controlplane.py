@@ -183,28 +183,44 @@ def _start_controllers(state: Path, bins: dict[str, Path], ports: dict[str, int]
         )
 
 
+S3_PORTS = ("s3", "s3_grpc", "master", "master_grpc", "filer", "filer_grpc", "volume", "volume_grpc")
+
+
 def _start_s3(state: Path, ports: dict[str, int]) -> dict[str, str]:
     secret = secrets.token_hex(16)
+    # With credentials in its environment SeaweedFS enforces them (a wrong secret is rejected).
+    start_s3(state, ports, {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": secret})
+    env = _write_s3_env(state, f"http://127.0.0.1:{ports['s3']}", secret)
+    processes.wait_until(lambda: _s3_answers(env), 90, "SeaweedFS S3 to accept signed requests")
+    return env
+
+
+def start_s3(
+    state: Path,
+    ports: Mapping[str, int],
+    env: Mapping[str, str] | None = None,
+    *,
+    name: str = "s3",
+    extra: tuple[str, ...] = (),
+) -> None:
+    """SeaweedFS (`weed mini`) on the S3_PORTS in `ports`, its data and log under `state`; `extra` are
+    further flags (e.g. `-s3.config=identities.json` for several users with per-bucket actions)."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    (state / "s3").mkdir(parents=True, exist_ok=True)
+    (state / name).mkdir(parents=True, exist_ok=True)
     processes.start(
-        "s3",
+        name,
         [
-            weed, "mini", f"-dir={state / 's3'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            weed, "mini", f"-dir={state / name}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
             f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
             f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
             f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
             "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.telemetry=false",
+            "-master.telemetry=false", *extra,
         ],
         state,
-        # With credentials in its environment SeaweedFS enforces them (a wrong secret is rejected).
-        env={"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": secret},
+        env=env,
     )  # fmt: skip
-    env = _write_s3_env(state, f"http://127.0.0.1:{ports['s3']}", secret)
-    processes.wait_until(lambda: _s3_answers(env), 90, "SeaweedFS S3 to accept signed requests")
-    return env
 
 
 def s3_client(env: Mapping[str, str], secret: str | None = None):
@@ -272,8 +288,7 @@ def up(state: Path = STATE_DIR) -> ClusterInfo:
     bins = build.ensure_binaries()
     state.mkdir(parents=True, exist_ok=True)
     pki.generate(state / "pki")
-    names = ("etcd", "etcd_peer", "etcd_metrics", "apiserver", "kcm", "scheduler", "s3", "s3_grpc", "master")
-    names += ("master_grpc", "filer", "filer_grpc", "volume", "volume_grpc")
+    names = ("etcd", "etcd_peer", "etcd_metrics", "apiserver", "kcm", "scheduler", *S3_PORTS)
     ports = {name: processes.free_port() for name in names}
     try:
         _start_etcd(state, bins["etcd"], ports)

@@ -28,8 +28,11 @@ def output_targets(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
 def probe_writes(spec: Mapping[str, Any], storage: s3.Storage) -> list[Problem]:
     """A problem naming the field for each prefix the credentials cannot write and delete under.
     Storage trouble (TransientError) propagates: preflight is then retried."""
-    problems = []
+    problems: list[Problem] = []
+    refused: list[str] = []
     for uri, field in output_targets(spec):
+        if any(uri.startswith(prefix) for prefix in refused):
+            continue  # the default checkpoints folder under a refused output.uri: the same fix, said once
         probe = s3.parse_s3_uri(uri, field).folder.child(PROBE_PREFIX + secrets.token_hex(6))
         try:
             with s3.s3_errors(uri, field):
@@ -39,4 +42,5 @@ def probe_writes(spec: Mapping[str, Any], storage: s3.Storage) -> list[Problem]:
             problems.append(
                 Problem(uri, 0, "output_not_writable", f"{field}: cannot write and delete there: {exc}")
             )
+            refused.append(uri.rstrip("/") + "/")
     return problems
