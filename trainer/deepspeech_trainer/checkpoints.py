@@ -238,21 +238,27 @@ class CheckpointStore:
     # ---- sync
 
     def sync(
-        self, epochs_done: int | Callable[[str | None], int], local_best_loss: float | None = None
+        self,
+        epochs_done: int | Callable[[str | None], int],
+        local_best_loss: float | Mapping[str, float] | None = None,
     ) -> SyncResult:
         """Upload what the local state files reference (new files only), then state, run-state, latest.
 
         `epochs_done`: the count, or a function giving the whole epochs in a checkpoint (by prefix), so
         `latest` records the epochs of exactly the checkpoint uploaded.
 
-        `local_best_loss`: dev loss of the local best_dev checkpoint. A restarted DeepSpeech overwrites
-        best_dev with its first dev epoch even when worse (pitfall 13): the better one in S3 is kept.
+        `local_best_loss`: dev loss of the local best_dev checkpoint, or the loss of each best_dev-N by
+        prefix (a save whose loss line was not read yet is not in it). A restarted DeepSpeech overwrites
+        best_dev with its first dev epoch even when worse (pitfall 13): the better one in S3 is kept, and
+        the stored loss stays with the stored checkpoint.
         """
         with self._lock, s3.s3_errors(self.base, "spec.output.checkpoints"):
             return self._sync(epochs_done, local_best_loss)
 
     def _sync(
-        self, epochs_done: int | Callable[[str | None], int], local_best_loss: float | None
+        self,
+        epochs_done: int | Callable[[str | None], int],
+        local_best_loss: float | Mapping[str, float] | None,
     ) -> SyncResult:
         count = epochs_done if callable(epochs_done) else (lambda _prefix: epochs_done)
         result = SyncResult(epochs_done=self.state.epochs_done)
@@ -262,7 +268,10 @@ class CheckpointStore:
                 states[name] = (self.local_dir / name).read_text(encoding="utf-8")
             except OSError:
                 continue
-        if "best_dev_checkpoint" in states and not self._take_local_best(local_best_loss):
+        local_best = next(iter(local_prefixes(self.local_dir, "best_dev_checkpoint")), None)
+        if isinstance(local_best_loss, Mapping):
+            local_best_loss = local_best_loss.get(local_best) if local_best else None
+        if "best_dev_checkpoint" in states and not self._take_local_best(local_best, local_best_loss):
             del states["best_dev_checkpoint"]
         uploads: list[tuple[Path, str]] = []
         complete: dict[str, str] = {}
@@ -315,9 +324,10 @@ class CheckpointStore:
             known = self.state.epochs_by_checkpoint
             self.state.epochs_by_checkpoint = {p: known.get(p, count(p)) for p in named}
         if "best_dev_checkpoint" in complete:
-            self.state.best_dev = PurePosixPath(state_paths(complete["best_dev_checkpoint"])[0]).name
-            if local_best_loss is not None:
-                self.state.best_dev_loss = local_best_loss
+            best = PurePosixPath(state_paths(complete["best_dev_checkpoint"])[0]).name
+            if best != self.state.best_dev or self.state.best_dev_loss is None:
+                self.state.best_dev_loss = local_best_loss  # a new best_dev brings its own loss
+            self.state.best_dev = best
         self.state.epochs_done = max(self.state.epochs_done, count(self.state.checkpoint))
         self.state.updated_at = time.time()
         body = json.dumps(self.state.to_json(), indent=2).encode()
@@ -336,11 +346,10 @@ class CheckpointStore:
             )
         return result
 
-    def _take_local_best(self, local_best_loss: float | None) -> bool:
+    def _take_local_best(self, local_best: str | None, local_best_loss: float | None) -> bool:
         if self.state.best_dev is None or self.state.best_dev_loss is None:
             return True
-        local = local_prefixes(self.local_dir, "best_dev_checkpoint")
-        if local and local[0] == self.state.best_dev:
+        if local_best == self.state.best_dev:
             return True
         if local_best_loss is None:
             return False  # cannot tell whether it is better: keep the known one

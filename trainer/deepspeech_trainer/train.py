@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from deepspeech_trainer import flags, gpucheck, s3
@@ -83,6 +83,7 @@ class EpochTracker:
     total: int
     done: int = 0
     best_loss: float | None = None
+    best_losses: dict[str, float] = field(default_factory=dict)  # best_dev-N → the loss it was saved with
     train_loss: float | None = None
     dev_loss: float | None = None
     epochs_at: dict[str, int] = field(default_factory=dict)
@@ -101,6 +102,7 @@ class EpochTracker:
         """Apply one event; True when the epoch's validation is complete (dev_loss is then its mean)."""
         if isinstance(event, BestModelSaved):
             self.best_loss = self.dev_loss = event.loss  # DeepSpeech's own weighted figure
+            self.best_losses[PurePosixPath(event.path.strip()).name] = event.loss
         elif isinstance(event, EpochFinished) and event.phase == "train":
             self.train_loss = event.loss
             self._pending = event.epoch
@@ -279,7 +281,7 @@ class Trainer:
         self._last_sync = time.monotonic()
         # A save that no line has followed yet (DeepSpeech stopped right after it) still counts its epoch.
         self._observe_state()
-        result = self.store.sync(self.tracker.epochs_in, self.tracker.best_loss)
+        result = self.store.sync(self.tracker.epochs_in, self.tracker.best_losses)
         if result.checkpoint:
             self.reporter.checkpoint(self.store.uri, self.store.state.epochs_done)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -203,3 +204,37 @@ def test_tflite_export_and_early_stop(engine, corpus, s3_env, tmp_path):
     message, _ = train_ok(spec, tmp_path / "work", trainer_env(engine, tmp_path, s3_env), tmp_path / "log")
     assert message.get("stoppedEarly") is True and 1 <= message["epochsDone"] < 10
     assert "output_graph.tflite" in keys(s3_client(s3_env), message["model"]["uri"])
+
+
+LOADED_BEST = re.compile(
+    r"(?:Loading best validating checkpoint from|Restored variables from best validation checkpoint at) "
+    r"\S*best_dev-(\d+)"
+)
+
+
+def test_a_resume_tests_and_exports_the_better_stored_best_dev(engine, corpus, s3_env, tmp_path):
+    """A restarted engine forgets its best dev loss and saves its first dev epoch as best_dev, however worse:
+    the stored, better best_dev must be what the test pass loads and what the run keeps. The stored loss is
+    made unbeatable so the resumed engine's new best_dev is always the worse one."""
+    s3 = s3_client(s3_env)
+    out = f"{corpus.rsplit('/', 1)[0]}/best-{engine.name}-{secrets.token_hex(4)}/"
+    env = trainer_env(engine, tmp_path, s3_env)
+    train_ok(spec_for(engine, corpus, out, epochs=2), tmp_path / "first", env, tmp_path / "first.log")
+    bucket, _, prefix = f"{out}checkpoints/g1/".removeprefix("s3://").partition("/")
+    state = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}latest")["Body"].read())
+    stored = state["best_dev"]
+    assert stored and stored.startswith("best_dev-"), state
+    state["best_dev_loss"] = 1e-6
+    for name in ("run-state.json", "latest"):
+        s3.put_object(Bucket=bucket, Key=f"{prefix}{name}", Body=json.dumps(state).encode())
+
+    message, log = train_ok(
+        spec_for(engine, corpus, out, epochs=4), tmp_path / "second", env, tmp_path / "2.log"
+    )
+    assert message["epochsDone"] == 4
+    assert re.search(r"Saved new best validating model", log), "the resumed engine saved its own best_dev"
+    assert f"kept the better best_dev checkpoint {stored}" in log
+    tested = LOADED_BEST.findall(log)
+    assert tested and {f"best_dev-{step}" for step in tested} == {stored}, tested
+    after = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}latest")["Body"].read())
+    assert after["best_dev"] == stored and after["best_dev_loss"] == 1e-6

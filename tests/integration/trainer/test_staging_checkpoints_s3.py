@@ -59,6 +59,25 @@ def _fake_checkpoint(directory: Path, steps: list[int], best: int) -> None:
     (directory / "flags.txt").write_text("--n_hidden=64\n")
 
 
+def test_a_best_dev_keeps_the_loss_it_was_saved_with(s3, bucket, tmp_path):
+    """Losses by prefix: a save whose loss line was not read yet waits; the stored best keeps its own loss
+    when it is put back locally while the engine's newest (worse) loss is the last one read."""
+    spec = base_spec(bucket, ["s3://x/y.csv"])
+    local = tmp_path / "pod"
+    _fake_checkpoint(local, [10], best=10)
+    with storage() as st:
+        store = CheckpointStore.for_spec(st, spec, local, "g8")
+        store.sync(epochs_done=1, local_best_loss={"best_dev-10": 3.0})
+        _fake_checkpoint(local, [10, 20], best=20)
+        store.sync(epochs_done=2, local_best_loss={"best_dev-10": 3.0})  # best_dev-20's line not read yet
+        assert (store.state.best_dev, store.state.best_dev_loss) == ("best_dev-10", 3.0)
+        store.sync(epochs_done=2, local_best_loss={"best_dev-10": 3.0, "best_dev-20": 2.0})
+        assert (store.state.best_dev, store.state.best_dev_loss) == ("best_dev-20", 2.0)
+        _fake_checkpoint(local, [20], best=20)  # the same best_dev, put back after a worse one was read
+        store.sync(epochs_done=2, local_best_loss={"best_dev-20": 2.0, "best_dev-30": 7.0})
+        assert (store.state.best_dev, store.state.best_dev_loss) == ("best_dev-20", 2.0)
+
+
 def test_sync_restore_rewrites_paths_and_prunes(s3, bucket, tmp_path):
     spec = base_spec(bucket, ["s3://x/y.csv"])
     first = tmp_path / "pod1"
