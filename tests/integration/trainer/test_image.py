@@ -17,6 +17,7 @@ import pytest
 from tests import images
 from tests.cluster.controlplane import s3_client
 from tests.images import containers
+from tests.integration.trainer.test_pid1 import WORKLOAD
 from tests.integration.trainer.test_real_training import TINY, keys
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real_training]
@@ -118,3 +119,19 @@ def test_trains_a_tiny_model_and_publishes_it(image, corpus, s3_env, tmp_path):
     published = keys(s3_client(s3_env), message["model"]["uri"])
     assert {"output_graph.tflite", "test_results.json", "alphabet.txt", "SHA256SUMS"} <= published
     assert message["model"]["smokeTest"]["ok"] is True, message["model"]["smokeTest"]
+
+
+def test_in_the_container_pid1_reaps_orphans_and_forwards_its_status(image, tmp_path):
+    """The image's supervisor Python as the container's PID 1 (podman gives the container its own PID
+    namespace, as the kubelet does): the trainer forks an init that reaps what it orphans."""
+    script = tmp_path / "workload.py"
+    script.write_text(WORKLOAD)
+    script.chmod(0o644)
+    result = subprocess.run(
+        ["podman", "run", "--rm", "--read-only", "--entrypoint", "/opt/trainer/bin/python", "-v",
+         f"{script}:/workload.py:ro", image, "/workload.py"],
+        env=containers.env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["pid"] != 1 and seen["orphan"] == "gone", seen

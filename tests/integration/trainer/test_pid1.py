@@ -71,7 +71,8 @@ def test_as_pid1_the_trainer_reaps_orphans_and_passes_its_exit_status(tmp_path):
     proc = run_in_pid_namespace(tmp_path)
     seen = report(proc)
     assert proc.wait(timeout=60) == 7, proc.stderr.read()
-    assert seen == {"pid": 2, "orphan": "gone"}, "the trainer runs as the init's child; the orphan was reaped"
+    assert seen["pid"] != 1, "the trainer runs as the init's child"
+    assert seen["orphan"] == "gone", "the init reaped the orphan"
 
 
 def test_without_the_init_the_orphan_stays_a_zombie(tmp_path):
@@ -84,7 +85,7 @@ def test_without_the_init_the_orphan_stays_a_zombie(tmp_path):
 
 def test_sigterm_to_pid1_reaches_the_trainer(tmp_path):
     proc = run_in_pid_namespace(tmp_path, WAIT_FOR_SIGTERM="1")
-    assert report(proc)["pid"] == 2
+    assert report(proc)["pid"] != 1
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     init = wait_until(lambda: children.read_text().split(), 10, "the namespace's PID 1")
     os.kill(int(init[0]), signal.SIGTERM)  # what the kubelet does on eviction or deletion
