@@ -82,7 +82,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 STAGE_PREFLIGHT = "preflight"
 STAGE_TRAIN = "train"
 
-# status.phase values (api.md).
+# status.phase values (docs/contract.md).
 PHASE_PENDING = "Pending"
 PHASE_VALIDATING = "Validating"
 PHASE_QUEUED = "Queued"

@@ -1,6 +1,6 @@
 """The operator's side of docs/contract.md: values shared with the trainer image.
 
-The trainer defines the same numbers in deepspeech_trainer.exitcodes; tests/unit/test_contract.py keeps
+The trainer defines the same numbers in deepspeech_trainer.exitcodes; tests/unit/test_contract.py checks
 the two equal without either distribution importing the other.
 """
 

@@ -85,7 +85,7 @@ def trainer_account_name(cr_name: str) -> str:
 
 
 def run_defining_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything in the spec that defines a run: all of it except `suspend` (api.md, run semantics)."""
+    """Everything in the spec that defines a run: all of it except `suspend` (suspending pauses a run; it is not a new one)."""
     return {key: value for key, value in spec.items() if key != "suspend"}
 
 

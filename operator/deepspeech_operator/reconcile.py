@@ -259,7 +259,7 @@ class _Run:
 
     def set(self, phase: str, reason: str, message: str = "") -> None:
         if self.run.get("stage") == api.STAGE_PREFLIGHT and phase in (api.PHASE_QUEUED, api.PHASE_RUNNING):
-            phase = api.PHASE_VALIDATING  # api.md: the CPU preflight is the Validating phase
+            phase = api.PHASE_VALIDATING  # the CPU preflight is the Validating phase
         self.phase, self.reason, self.message = phase, reason, message
 
     @property

@@ -1,7 +1,7 @@
 """Pure status helpers: conditions with kstatus meaning, merge patches, history.
 
-kstatus (and the Argo CD health check in the conventions) read Ready/Reconciling/Stalled and
-observedGeneration; the situation table of operator-conventions.md §3 is encoded in KSTATUS below.
+kstatus (and the Argo CD health check in charts/) read Ready/Reconciling/Stalled and observedGeneration;
+KSTATUS below encodes, per situation, the conditions that make both tools say the right thing.
 """
 
 from __future__ import annotations

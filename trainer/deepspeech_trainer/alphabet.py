@@ -1,4 +1,4 @@
-"""Alphabet files (reference §4.6): parse, write in the one format every DeepSpeech version reads,
+"""Alphabet files: parse, write in the one format every DeepSpeech version reads,
 derive deterministically from transcripts. Pure functions.
 """
 

@@ -1,8 +1,9 @@
-"""WAV header parsing and the CTC length rule (reference §4.3, §4.5). Pure functions over bytes.
+"""WAV header parsing and the CTC length rule. Pure functions over bytes.
 
 Only the header is needed: format, channels, width and rate come from the `fmt ` chunk and the
 duration from the `data` chunk's length (clipped to what the file really holds), so a 4 KiB read per
 file is enough to validate any dataset. A broken header is reported, never raised past the caller.
+Hand-written because the standard library's `wave` refuses WAVE_FORMAT_EXTENSIBLE headers before Python 3.12.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def read_wav_header(path: Path) -> WavInfo:
 
 
 def feature_frames(n_samples: int, sample_rate: int, win_len_ms: int = 32, win_step_ms: int = 20) -> int:
-    """MFCC frames DeepSpeech computes for a clip (reference §4.5)."""
+    """MFCC frames DeepSpeech computes for a clip (32 ms windows every 20 ms at 16 kHz by default)."""
     win = sample_rate * win_len_ms // 1000
     step = sample_rate * win_step_ms // 1000
     if step <= 0 or n_samples < win:

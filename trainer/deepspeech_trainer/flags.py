@@ -1,7 +1,7 @@
 """DeepSpeech's command-line flags per supported version, as data.
 
 One table: every flag carries the first version that has it and the first version that no longer has it
-(reference §3.1 and §3.2). The per-version sets are derived from it, so a rename is one edit, not five.
+(read from each release's absl flag registry; tests/integration/engines/test_flag_tables.py checks it). The per-version sets are derived from it, so a rename is one edit, not five.
 The test suite checks this table against the independently written lists of the DeepSpeech stand-in.
 """
 

@@ -1,8 +1,8 @@
 """GPU preflight of the training pod: the GPUs the spec asks for are there, TensorFlow sees them, and the
 image's TensorFlow build supports their generation.
 
-Without it DeepSpeech trains on the CPU without a word when the GPU is unusable (reference §9 #10): a stock
-TensorFlow 1.15 build has no kernels for Ampere or Hopper (§7.3). The pure functions decide; `probe()`
+Without it DeepSpeech trains on the CPU without a word when the GPU is unusable (TensorFlow falls back to
+the CPU silently): a stock TensorFlow 1.15 build has no kernels for Ampere or Hopper (compute capability 8.0+). The pure functions decide; `probe()`
 asks `nvidia-smi` and the TF1 interpreter.
 """
 

@@ -32,7 +32,7 @@ LoadChoice = Literal["best", "last"]
 
 DEFAULT_PYTHON: Final = "python3"
 DEFAULT_DEEPSPEECH_DIR: Final = Path("/DeepSpeech")
-# DeepSpeech's default is 600 s; preemption loses everything since the last save (pitfall 15).
+# DeepSpeech's default is 600 s; preemption loses everything since the last save, so save more often.
 CHECKPOINT_SECS: Final = 300
 EXPORT_FILE_NAME: Final = "output_graph"
 

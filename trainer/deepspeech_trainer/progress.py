@@ -1,12 +1,12 @@
-"""Parser of DeepSpeech's console output (reference §6.4, §6.5): lines in, typed events out. Pure."""
+"""Parser of DeepSpeech's console output: lines in, typed events out. Pure."""
 
 from __future__ import annotations
 
-import codecs
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import IO, Literal
 
 Phase = Literal["train", "dev", "metrics"]
 
@@ -230,37 +230,12 @@ def parse_line(line: str) -> Event | None:
     return None
 
 
-class LineSplitter:
-    """Cuts a byte stream into lines at `\\n`, `\\r\\n` and lone `\\r` (progress-bar redraws)."""
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""
-
-    def feed(self, data: bytes) -> Iterator[str]:
-        yield from self._split(self._pending + self._decoder.decode(data))
-
-    def close(self) -> Iterator[str]:
-        rest = self._pending + self._decoder.decode(b"", final=True)
-        self._pending = ""
-        if rest:
-            yield from self._split(rest + "\n")
-
-    def _split(self, text: str) -> Iterator[str]:
-        start = 0
-        i = 0
-        n = len(text)
-        while i < n:
-            ch = text[i]
-            if ch == "\n" or ch == "\r":
-                if ch == "\r" and i + 1 == n:
-                    break  # might be the first half of \r\n: wait for more
-                yield text[start:i]
-                if ch == "\r" and text[i + 1] == "\n":
-                    i += 1
-                start = i + 1
-            i += 1
-        self._pending = text[start:]
+def text_lines(binary: IO[bytes]) -> Iterator[str]:
+    """The lines of a UTF-8 byte stream as they arrive, cut at `\\n`, `\\r\\n` and lone `\\r` (progress-bar
+    redraws) by the standard library's universal newlines; undecodable bytes become U+FFFD."""
+    text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline=None)
+    for line in text:
+        yield line.removesuffix("\n")
 
 
 def parse_stream(lines: Iterator[str]) -> Iterator[Event]:

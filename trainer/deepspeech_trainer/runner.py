@@ -1,6 +1,6 @@
 """Runs one DeepSpeech invocation as a child process: streams and parses its output, forwards SIGTERM.
 
-DeepSpeech saves checkpoints on its own schedule and does not handle SIGTERM (reference §6.6), so on a
+DeepSpeech saves checkpoints on its own schedule and does not handle SIGTERM (it dies without a final save), so on a
 stop request the child gets SIGTERM and is then waited for; whatever it saved before stays on disk for the
 caller to sync. A run that was asked to stop is never reported as a success, whatever its exit code
 (SIGINT makes DeepSpeech exit 0 without saving).
@@ -24,7 +24,7 @@ from types import FrameType
 from typing import IO, Final, Literal
 
 from .invocation import Invocation
-from .progress import ErrorLine, Event, LineSplitter, TestResult, parse_line
+from .progress import ErrorLine, Event, TestResult, parse_line, text_lines
 
 Stream = Literal["stdout", "stderr"]
 LineSink = Callable[[Stream, str], None]
@@ -33,7 +33,8 @@ EventSink = Callable[[Event], None]
 KEPT_EVENTS: Final = 200
 FIXED_ENV: Final[Mapping[str, str]] = {
     "PYTHONUNBUFFERED": "1",
-    # cuDNN initialisation fails on some GPUs without it (pitfall 11).
+    # Without it TensorFlow reserves all GPU memory up front and cuDNN initialisation fails on some GPUs
+    # (CUDNN_STATUS_INTERNAL_ERROR).
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",
 }
 
@@ -248,12 +249,8 @@ def _kill_group(child: subprocess.Popen[bytes]) -> None:
 
 def _pump(pipe: IO[bytes] | None, stream: Stream, out: queue.Queue[tuple[Stream, str] | None]) -> None:
     assert pipe is not None
-    splitter = LineSplitter()
     try:
-        while chunk := pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536):
-            for line in splitter.feed(chunk):
-                out.put((stream, line))
-        for line in splitter.close():
+        for line in text_lines(pipe):
             out.put((stream, line))
     finally:
         pipe.close()

@@ -235,7 +235,7 @@ MANAGED_FLAGS: Final[Mapping[str, str]] = {
     "one_shot_infer": "nothing (one-shot inference is not supported)",
 }
 
-# Flags that crash DeepSpeech 0.9.x (reference §6.3).
+# Flags whose use crashes DeepSpeech 0.9.x with an AttributeError (its code and flag registry disagree).
 CRASHING_0_9: Final = ("remove_export", "cache_for_epochs")
 
 AUGMENTATIONS: Final[Mapping[str, str]] = {

@@ -1,4 +1,4 @@
-"""Pre-flight validation (reference §4.9): every problem a training could trip over, all at once.
+"""Pre-flight validation: every problem a training could trip over, all at once.
 
 Pure: takes staged rows (with their WAV headers already read) and settings, returns a Report. Each
 check exists because DeepSpeech would otherwise crash hours in, or train silently on bad data.
@@ -325,7 +325,7 @@ _LINE_MASK = (1 << (_ORDINAL_SHIFT - _TEXT_BITS)) - 1
 
 
 def _split_checks(tallies: list[_CsvTally], settings: Settings, sink: ProblemSink) -> None:
-    """Sets too small train 0 steps (loss 0.0) or divide by zero in dev/test (pitfall 26)."""
+    """Sets too small train 0 steps (loss 0.0) or divide by zero in dev/test (fewer clips than the batch size)."""
     by_split: dict[str, list[_CsvTally]] = {}
     for tally in tallies:
         by_split.setdefault(tally.split, []).append(tally)

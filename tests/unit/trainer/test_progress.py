@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+import os
+import threading
 
 import pytest
 from deepspeech_trainer import progress as pg
@@ -126,12 +128,31 @@ def test_nan_and_inf_losses():
     assert isinstance(inf, pg.EpochProgress) and inf.loss == math.inf
 
 
-def test_splitter_handles_carriage_return_redraws_and_split_chunks():
-    s = pg.LineSplitter()
-    got = list(s.feed(b"Epoch 0 |   Training | Elapsed Time: 0:00:01 | Steps: 1 | Loss: 3.0\rEpoch 0 |   Tr"))
-    got += list(s.feed(b"aining | Elapsed Time: 0:00:02 | Steps: 2 | Loss: 2.5\r"))
-    got += list(s.feed(b"\nI Finished training epoch 0 - loss: 2.5\nI Vali"))
-    got += list(s.close())
+def _lines_of_chunks(chunks: list[bytes]) -> list[str]:
+    """text_lines over a real pipe written in the given chunks, as a child's stdout arrives."""
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader:
+        writer = threading.Thread(target=_write_chunks, args=(write_fd, chunks))
+        writer.start()
+        got = list(pg.text_lines(reader))
+        writer.join()
+    return got
+
+
+def _write_chunks(fd: int, chunks: list[bytes]) -> None:
+    with os.fdopen(fd, "wb", buffering=0) as w:
+        for chunk in chunks:
+            w.write(chunk)
+
+
+def test_lines_split_at_carriage_return_redraws_across_chunks():
+    got = _lines_of_chunks(
+        [
+            b"Epoch 0 |   Training | Elapsed Time: 0:00:01 | Steps: 1 | Loss: 3.0\rEpoch 0 |   Tr",
+            b"aining | Elapsed Time: 0:00:02 | Steps: 2 | Loss: 2.5\r",
+            b"\nI Finished training epoch 0 - loss: 2.5\nI Vali",
+        ]
+    )
     assert got == [
         "Epoch 0 |   Training | Elapsed Time: 0:00:01 | Steps: 1 | Loss: 3.0",
         "Epoch 0 |   Training | Elapsed Time: 0:00:02 | Steps: 2 | Loss: 2.5",
@@ -145,11 +166,36 @@ def test_splitter_handles_carriage_return_redraws_and_split_chunks():
     ]
 
 
-def test_splitter_utf8_across_chunks_and_crlf():
-    s = pg.LineSplitter()
+def test_lines_keep_utf8_split_across_chunks_and_crlf():
     data = "Testing model on /data/tëst.csv\r\nx\n".encode()
     cut = data.index("ë".encode()) + 1
-    assert [*s.feed(data[:cut]), *s.feed(data[cut:]), *s.close()] == ["Testing model on /data/tëst.csv", "x"]
+    assert _lines_of_chunks([data[:cut], data[cut:]]) == ["Testing model on /data/tëst.csv", "x"]
+
+
+def test_a_line_arrives_before_the_writer_sends_more():
+    read_fd, write_fd = os.pipe()
+    first_seen = threading.Event()
+    waited: list[bool] = []
+
+    def write() -> None:
+        with os.fdopen(write_fd, "wb", buffering=0) as w:
+            w.write(b"I Finished training epoch 0 - loss: 2.5\n")
+            waited.append(first_seen.wait(timeout=10))
+            w.write(b"next\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with os.fdopen(read_fd, "rb") as reader:
+        lines = pg.text_lines(reader)
+        assert next(lines) == "I Finished training epoch 0 - loss: 2.5"
+        first_seen.set()
+        assert list(lines) == ["next"]
+    writer.join()
+    assert waited == [True]
+
+
+def test_undecodable_bytes_do_not_stop_the_stream():
+    assert _lines_of_chunks([b"bad \xff byte\nnext\n"]) == ["bad \ufffd byte", "next"]
 
 
 @pytest.mark.parametrize(

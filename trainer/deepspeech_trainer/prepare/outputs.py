@@ -114,7 +114,7 @@ def snippet(
     secret: str = "s3-credentials",
     splits_present: Iterable[Split] = SPLITS,
 ) -> str:
-    """A DeepSpeechTraining (api.md field names) reading the uploaded CSVs and alphabet."""
+    """A DeepSpeechTraining (the CRD's field names) reading the uploaded CSVs and alphabet."""
     base = dest_uri.rstrip("/") + "/"
     present = set(splits_present)
     data: dict[str, Any] = {"train": [base + csv_name(Split.TRAIN)]}

@@ -208,7 +208,7 @@ def convert_all(
 
 
 def clip_checks(item: Item, text: str, entry: Entry, opts: Options) -> Drop | None:
-    """CTC length (reference §4.5, the trainer's own formula) and the optional duration cap."""
+    """CTC length (audio.required_frames, the rule the trainer applies) and the optional duration cap."""
     frames = feature_frames(entry.n_samples, entry.sample_rate)
     need = required_frames(text)
     seconds = entry.n_samples / entry.sample_rate

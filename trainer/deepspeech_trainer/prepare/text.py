@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-# The alphabet of the English release checkpoints (reference §4.6): space, a-z, apostrophe.
+# The alphabet of the English release checkpoints: space, a-z, apostrophe.
 ENGLISH_ALPHABET: tuple[str, ...] = (" ", *"abcdefghijklmnopqrstuvwxyz", "'")
 
 # `map` policy: typographic variants to their plain form. Anything else outside the alphabet is
