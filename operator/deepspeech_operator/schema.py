@@ -176,13 +176,13 @@ def spec_schema() -> Schema:
                         CHECKPOINT_URI,
                     ),
                     "dropSourceLayers": _int(
-                        "Number of output layers to re-initialise for transfer learning (0.7.4+, needs "
-                        "initFrom.checkpoint).",
+                        "Number of output layers to re-initialise for transfer learning (0.7.4+).",
                         minimum=0,
                         maximum=5,
                         default=0,
                     ),
                 },
+                required=["checkpoint"],
             ),
             "training": _obj(
                 "Hyper-parameters, as the DeepSpeech.py flags of the same meaning.",
@@ -474,13 +474,6 @@ def spec_rules() -> list[dict[str, str]]:
             f"self.initFrom.dropSourceLayers == 0 || !{_PRE_07}",
             "spec.initFrom.dropSourceLayers needs spec.deepspeech.version 0.7.4 or newer",
             ".initFrom.dropSourceLayers",
-        ),
-        _rule(
-            "!has(self.initFrom) || !has(self.initFrom.dropSourceLayers) || "
-            "self.initFrom.dropSourceLayers == 0 || has(self.initFrom.checkpoint)",
-            "spec.initFrom.dropSourceLayers needs spec.initFrom.checkpoint (layers are dropped from it)",
-            ".initFrom.dropSourceLayers",
-            "FieldValueRequired",
         ),
         _rule(
             f"!{training} || !has(self.training.earlyStop) || {_HAS_DEV}",

@@ -43,7 +43,7 @@ def make_spec(**changes: Any) -> dict[str, Any]:
             node.pop(leaf, None)
         else:
             node[leaf] = copy.deepcopy(value)
-    return default_spec(spec, schema={})
+    return default_spec(spec)
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ def test_plan_honours_work_dir_and_interpreter(tmp_path, capsys, monkeypatch):
 def test_plan_invalid_spec_exits_65_with_one_line(tmp_path, capsys):
     spec_file = tmp_path / "bad.yaml"
     spec_file.write_text(
-        "data: {train: [s3://b/t.csv]}\noutput: {uri: s3://b/o/}\ntraining: {extraArgs: [--foo]}\n"
+        "data: {train: [s3://bkt/t.csv]}\noutput: {uri: s3://bkt/o/}\ntraining: {extraArgs: [--foo]}\n"
     )
     assert main(["plan", "--spec", str(spec_file)]) == 65
     out, err = capsys.readouterr()
@@ -129,7 +129,7 @@ def test_plan_invalid_spec_exits_65_with_one_line(tmp_path, capsys):
 
 def test_plan_relative_work_dir_exits_65(tmp_path, capsys):
     spec_file = tmp_path / "s.yaml"
-    spec_file.write_text("data: {train: [s3://b/t.csv]}\noutput: {uri: s3://b/o/}\n")
+    spec_file.write_text("data: {train: [s3://bkt/t.csv]}\noutput: {uri: s3://bkt/o/}\n")
     assert main(["plan", "--spec", str(spec_file), "--work-dir", "relative/dir"]) == 65
     assert "not absolute" in capsys.readouterr().err
 
@@ -171,7 +171,7 @@ def test_preflight_and_train_dispatch_lazily(monkeypatch, capsys):
 
 def test_console_script_entry_point_runs(tmp_path):
     spec_file = tmp_path / "s.yaml"
-    spec_file.write_text("data: {train: [s3://b/t.csv]}\noutput: {uri: s3://b/o/}\n")
+    spec_file.write_text("data: {train: [s3://bkt/t.csv]}\noutput: {uri: s3://bkt/o/}\n")
     proc = subprocess.run(
         [sys.executable, "-m", "deepspeech_trainer.cli", "plan", "--spec", str(spec_file), "--json"],
         capture_output=True,

@@ -74,14 +74,14 @@ def test_defaulter_arrays_and_maps():
     assert out["map"] == {"p": {"m": 5}, "q": {"m": 1}}
 
 
-def test_api_md_defaults_and_derived_values():
-    spec = default_spec({"data": {"train": ["s3://b/t.csv"]}, "output": {"uri": "s3://b/out/"}}, schema={})
+def test_crd_defaults_and_derived_values():
+    spec = default_spec({"data": {"train": ["s3://bkt/t.csv"]}, "output": {"uri": "s3://bkt/out/"}})
     t = spec["training"]
     assert spec["deepspeech"]["version"] == "0.9.3"
     assert (t["epochs"], t["learningRate"], t["nHidden"], t["dropoutRate"]) == (75, 0.001, 2048, 0.05)
     assert t["batchSize"] == {"train": 1, "dev": 1, "test": 1}
     assert spec["resources"]["gpus"] == 1 and t["cudnn"] is True
-    assert spec["output"]["checkpoints"] == "s3://b/out/checkpoints/"
+    assert spec["output"]["checkpoints"] == "s3://bkt/out/checkpoints/"
     assert spec["output"]["tflite"] is False
     assert "earlyStop" not in t and "reduceLROnPlateau" not in t and "initFrom" not in spec
 
@@ -92,7 +92,7 @@ def test_cudnn_derived_from_gpus_unless_given():
 
 
 def test_explicit_checkpoints_uri_kept():
-    assert make_spec(**{"output.checkpoints": "s3://c/"})["output"]["checkpoints"] == "s3://c/"
+    assert make_spec(**{"output.checkpoints": "s3://ckp/"})["output"]["checkpoints"] == "s3://ckp/"
 
 
 def test_enabled_blocks_get_deepspeech_defaults():
@@ -101,11 +101,10 @@ def test_enabled_blocks_get_deepspeech_defaults():
     assert t["reduceLROnPlateau"] == {"epochs": 2, "reduction": 0.1}
 
 
-@pytest.mark.skipif(specmod.crd_schema() is None, reason="crd_schema.json not generated yet")
-def test_shipped_crd_schema_gives_the_api_md_defaults():
+def test_defaults_come_from_the_shipped_crd_schema():
     raw = {
-        "data": {"train": ["s3://b/t.csv"]},
-        "output": {"uri": "s3://b/out/"},
+        "data": {"train": ["s3://bkt/t.csv"]},
+        "output": {"uri": "s3://bkt/out/"},
         "training": {"earlyStop": {}},
     }
     from_crd = apply_defaults(specmod.crd_schema(), raw)
@@ -118,15 +117,27 @@ def test_shipped_crd_schema_gives_the_api_md_defaults():
     assert t["batchSize"] == {"train": 1, "dev": 1, "test": 1}
     assert t["earlyStop"] == {"epochs": 25, "minDelta": 0.05}
     assert from_crd["resources"]["gpus"] == 1
-    # The CRD covers every built-in default, and with the same values.
-    assert apply_defaults(specmod.FALLBACK_SCHEMA, from_crd) == from_crd
-    with_crd, fallback_only = default_spec(raw), default_spec(raw, schema={})
-    assert {k: with_crd[k] for k in fallback_only} == fallback_only
+
+
+def test_the_shipped_schema_is_the_operators_crd_schema():
+    from deepspeech_operator import schema as operator_schema
+
+    assert specmod.crd_schema() == json.loads(json.dumps(operator_schema.spec_schema()))
+
+
+def test_every_schema_violation_is_reported_at_once():
+    with pytest.raises(InvalidInput) as err:
+        validate_spec(make_spec(**{"training.epochs": 0, "resources.gpus": 17, "training.nHidden": "wide"}))
+    assert str(err.value) == (
+        "spec.resources.gpus: must be between 0 and 16, got 17; "
+        "spec.training.epochs: must be between 1 and 10000, got 0; "
+        "spec.training.nHidden: must be an integer, got 'wide'"
+    )
 
 
 def test_load_spec_bare_yaml(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("data: {train: [s3://b/t.csv]}\noutput: {uri: s3://b/o/}\n")
+    path.write_text("data: {train: [s3://bkt/t.csv]}\noutput: {uri: s3://bkt/o/}\n")
     assert load_spec(path)["training"]["epochs"] == 75
 
 
@@ -144,7 +155,7 @@ def test_load_spec_whole_object_json(tmp_path):
         ("a: [", ".yaml", "not valid YAML"),
         ("- 1\n", ".yaml", "expected a mapping"),
         ("kind: Pod\nspec: {}\n", ".yaml", "kind is 'Pod'"),
-        ("output: {uri: s3://b/o/}\n", ".yaml", r"spec\.data: required"),
+        ("output: {uri: s3://bkt/o/}\n", ".yaml", r"spec\.data: required"),
     ],
 )
 def test_load_spec_errors(tmp_path, content, suffix, message):
@@ -164,12 +175,16 @@ def test_load_spec_missing_file(tmp_path):
     [
         (
             {"deepspeech.version": "0.5.1"},
-            r"spec\.deepspeech\.version: '0\.5\.1' is not a deepspeech release",
+            r"spec\.deepspeech\.version: must be one of 0\.6\.0, .*got '0\.5\.1'",
         ),
-        ({"data.train": []}, r"spec\.data\.train: needs at least one CSV"),
+        ({"data.train": []}, r"spec\.data\.train: needs at least 1 item"),
         ({"data.train": "s3://x"}, r"spec\.data\.train: must be a list"),
-        ({"data.dev": [""]}, r"spec\.data\.dev\[0\]: must be a non-empty string"),
-        ({"training.epochs": 0}, r"spec\.training\.epochs: must be >= 1"),
+        ({"data.dev": [""]}, r"spec\.data\.dev\[0\]: '' does not match"),
+        (
+            {"data.dev": ["s3://bucket/a//b.csv"]},
+            r"spec\.data\.dev\[0\]: 's3://bucket/a//b\.csv' has an empty",
+        ),
+        ({"training.epochs": 0}, r"spec\.training\.epochs: must be between 1 and 10000, got 0"),
         ({"training.epochs": 2.5}, r"spec\.training\.epochs: must be an integer"),
         ({"training.learningRate": 0}, r"spec\.training\.learningRate: must be > 0"),
         ({"training.dropoutRate": 1.5}, r"spec\.training\.dropoutRate"),
@@ -183,28 +198,31 @@ def test_load_spec_missing_file(tmp_path):
         ),
         (
             {"deepspeech.version": "0.6.0", "training.reduceLROnPlateau": {}},
-            r"reduceLROnPlateau: needs DeepSpeech 0\.7\.4",
+            r"spec\.training\.reduceLROnPlateau: needs DeepSpeech 0\.7\.4",
         ),
-        ({"deepspeech.version": "0.6.0", "data.scorer": "s3://b/s"}, r"spec\.data\.scorer: .*0\.7\.4"),
+        ({"deepspeech.version": "0.6.0", "data.scorer": "s3://bkt/s"}, r"spec\.data\.scorer: .*0\.7\.4"),
         (
-            {"deepspeech.version": "0.6.1", "initFrom": {"checkpoint": "s3://b/c/", "dropSourceLayers": 1}},
-            r"spec\.initFrom\.dropSourceLayers: transfer learning needs DeepSpeech 0\.7\.4",
+            {"deepspeech.version": "0.6.1", "initFrom": {"checkpoint": "s3://bkt/c/", "dropSourceLayers": 1}},
+            r"spec\.initFrom\.dropSourceLayers: needs DeepSpeech 0\.7\.4",
         ),
         (
-            {"initFrom": {"checkpoint": "s3://b/c/", "dropSourceLayers": 6}},
+            {"initFrom": {"checkpoint": "s3://bkt/c/", "dropSourceLayers": 6}},
             r"dropSourceLayers: must be between 0 and 5",
         ),
         ({"initFrom": {"dropSourceLayers": 1}}, r"spec\.initFrom\.checkpoint: required"),
         (
             {"deepspeech.version": "0.6.0", "training.augmentations": ["volume"]},
-            r"augmentations: --augment needs",
+            r"spec\.training\.augmentations: needs DeepSpeech 0\.7\.4",
         ),
         ({"training.augmentations": ["louder[p=1]"]}, r"augmentations\[0\]: unknown augmentation 'louder'"),
         (
             {"deepspeech.version": "0.7.4", "training.augmentations": ["warp"]},
             r"augmentations\[0\]: .*'warp' needs.*0\.8\.2",
         ),
-        ({"training.augmentations": ["volume[p=0.1"]}, r"unbalanced"),
+        (
+            {"training.augmentations": ["volume[p=0.1"]},
+            r"augmentations\[0\]: 'volume\[p=0\.1' does not match",
+        ),
         ({"output.uri": None}, r"spec\.output\.uri: required"),
         ({"output.tflite": "yes"}, r"spec\.output\.tflite: must be true or false"),
         (
@@ -225,14 +243,18 @@ def test_load_spec_missing_file(tmp_path):
             {"training.extraArgs": ["--remove_export"]},
             r"extraArgs\[0\]: --remove_export crashes DeepSpeech 0\.9\.3",
         ),
-        ({"training.extraArgs": ["--cache_for_epochs", "2"]}, r"--cache_for_epochs crashes"),
+        ({"training.extraArgs": ["--cache_for_epochs=2"]}, r"--cache_for_epochs crashes"),
+        ({"training.extraArgs": ["--max_to_keep", "3"]}, r"extraArgs\[1\]: '3' does not match"),
+        ({"output.checkpoints": "s3://models/run/"}, r"spec\.output\.checkpoints: must differ"),
+        ({"dryRun": True, "preflight": False}, r"spec\.dryRun: needs spec\.preflight"),
         (
-            {"training.extraArgs": ["--early_stop", "true"]},
-            r"extraArgs\[1\].*--early_stop=true|set by the trainer",
+            {"training.batchSize": {"train": 1, "dev": 2, "test": 1}, "data.dev": None},
+            r"batchSize\.dev is above 1",
         ),
+        ({"training.mixedPrecision": True, "resources.gpus": 0}, r"spec\.training\.mixedPrecision: needs"),
         (
-            {"training.extraArgs": ["--use_allow_growth", "false"]},
-            r"extraArgs\[1\]: .*--use_allow_growth=false",
+            {"training.extraArgs": ["--early_stop=true"]},
+            r"extraArgs\[0\]: --early_stop is set by the trainer",
         ),
         (
             {"training.augmentations": ["volume"], "training.extraArgs": ["--feature_cache=/tmp/c"]},
@@ -248,8 +270,8 @@ def test_validation_names_the_field(changes, message):
 @pytest.mark.parametrize(
     "extra",
     [
-        ["--max_to_keep", "3", "--export_language=en-US", "--layer_norm"],
-        ["--checkpoint_secs=120", "--noreverse_train", "--audio_sample_rate", "8000"],
+        ["--max_to_keep=3", "--export_language=en-US", "--layer_norm"],
+        ["--checkpoint_secs=120", "--noreverse_train", "--audio_sample_rate=8000"],
     ],
 )
 def test_valid_extra_args(extra):

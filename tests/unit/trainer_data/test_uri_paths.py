@@ -64,15 +64,15 @@ def test_cache_path_of_a_key_with_a_leading_slash_stays_inside(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("section", "key", "value", "field"),
     [
-        ("data", "train", ["s3://m/ok.csv", "s3://m//x.csv"], "spec.data.train[1]"),
-        ("data", "alphabet", "s3://m/a/../alphabet.txt", "spec.data.alphabet"),
-        ("output", "uri", "s3://m/./models/", "spec.output.uri"),
-        ("output", "checkpoints", "s3://m/c//", "spec.output.checkpoints"),
+        ("data", "train", ["s3://mdl/ok.csv", "s3://mdl//x.csv"], "spec.data.train[1]"),
+        ("data", "alphabet", "s3://mdl/a/../alphabet.txt", "spec.data.alphabet"),
+        ("output", "uri", "s3://mdl/./models/", "spec.output.uri"),
+        ("output", "checkpoints", "s3://mdl/c//", "spec.output.checkpoints"),
         ("initFrom", "checkpoint", "https://example.com/r/../c.tar.gz", "spec.initFrom.checkpoint"),
     ],
 )
 def test_spec_validation_names_the_field(section: str, key: str, value, field: str) -> None:
-    spec = {"data": {"train": ["s3://m/t.csv"]}, "output": {"uri": "s3://m/out/"}}
+    spec = {"data": {"train": ["s3://mdl/t.csv"]}, "output": {"uri": "s3://mdl/out/"}}
     spec.setdefault(section, {})[key] = value
     with pytest.raises(InvalidInput, match=rf"^{re.escape(field)}: .*path segment"):
         validate_spec(default_spec(spec))
