@@ -40,7 +40,7 @@ INVALID = [
     ("output.uri", "gs://models/", "spec.output.uri"),
     ("initFrom.checkpoint", "http://example.com/ckpt.tar.gz", "spec.initFrom.checkpoint"),
     ("initFrom.dropSourceLayers", 6, "spec.initFrom.dropSourceLayers"),
-    ("initFrom", {"dropSourceLayers": 2}, "spec.initFrom.dropSourceLayers"),
+    ("initFrom", {"dropSourceLayers": 2}, "spec.initFrom.checkpoint"),
     ("training.epochs", 0, "spec.training.epochs"),
     ("training.learningRate", 0, "spec.training.learningRate"),
     ("training.dropoutRate", 1.5, "spec.training.dropoutRate"),
