@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from . import api, contract, naming
+from . import api, contract, defaults, naming
 from .config import OperatorConfig
 
 SPEC_VOLUME = "spec"
@@ -57,17 +57,12 @@ def run_labels(owner: Owner, run_id: str, stage: str) -> dict[str, str]:
 
 
 def trainer_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec handed to the trainer: the defaulted spec minus `suspend`, with `training.cudnn` resolved.
-
-    cudnn has no static CRD default ("true when gpus > 0"), so the operator fills it in; everything else
-    was defaulted by the apiserver.
-    """
+    """The spec handed to the trainer: the defaulted spec minus `suspend`, with the release the operator
+    chose the image for. Defaults that depend on other fields (training.cudnn, output.checkpoints) are
+    the trainer's to derive."""
     out = copy.deepcopy(naming.run_defining_spec(spec))
     engine, version = api.release_of(out)
     out["deepspeech"] = {**out.get("deepspeech", {}), "engine": engine, "version": version}
-    training = out.setdefault("training", {})
-    if "cudnn" not in training:
-        training["cudnn"] = int(out.get("resources", {}).get("gpus", 1)) > 0
     return out
 
 
@@ -99,7 +94,7 @@ def _env(
         {"name": "DST_WORK_DIR", "value": contract.WORK_DIR},
         {"name": "DST_WORK_DIR_SIZE", "value": work_size},
         {"name": "HOME", "value": contract.WORK_DIR},  # the root filesystem is read-only
-        {"name": "AWS_REGION", "value": storage.get("region", "us-east-1")},
+        {"name": "AWS_REGION", "value": defaults.field(spec, "storage.region")},
     ]
     if storage.get("endpoint"):
         env.append({"name": "AWS_ENDPOINT_URL", "value": storage["endpoint"]})
@@ -126,15 +121,15 @@ def _resources(stage: str, spec: Mapping[str, Any], config: OperatorConfig) -> t
         shm = pre.shared_memory
     else:
         res = spec.get("resources", {})
-        defaults = config.train_defaults
+        operator_defaults = config.train_defaults
         amounts = {
-            "cpu": str(res.get("cpu", defaults.cpu)),
-            "memory": str(res.get("memory", defaults.memory)),
+            "cpu": str(res.get("cpu", operator_defaults.cpu)),
+            "memory": str(res.get("memory", operator_defaults.memory)),
         }
-        gpus = int(res.get("gpus", 1))
+        gpus = defaults.gpus(spec)
         if gpus > 0:
             amounts[api.GPU_RESOURCE] = str(gpus)
-        shm = str(res.get("sharedMemory", defaults.shared_memory))
+        shm = str(res.get("sharedMemory", operator_defaults.shared_memory))
     return {"requests": dict(amounts), "limits": dict(amounts)}, shm
 
 
@@ -145,7 +140,7 @@ def _scheduling(stage: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     res = spec.get("resources", {})
     out: dict[str, Any] = {}
     tolerations = [dict(t) for t in res.get("tolerations", [])]
-    if int(res.get("gpus", 1)) > 0:
+    if defaults.gpus(spec) > 0:
         tolerations.insert(0, {"key": api.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     if tolerations:
         out["tolerations"] = tolerations

@@ -19,13 +19,14 @@ import datetime
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from . import api, naming, schema
+from . import api, defaults, naming, schema
 from .accounts import opt_in_refusal, own_account_refusal
 from .children import Owner, build_job, image_of, trainer_rbac
 from .config import OperatorConfig
 from .observe import JobState, JobView, PodsView, job_view, owned_by, pod_alive, pods_view
 from .status import (
     append_history,
+    condition,
     desired_conditions,
     history_entry,
     merge_conditions,
@@ -546,7 +547,10 @@ def _process_stage(r: _Run) -> None:
             fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
             r.set(api.PHASE_PENDING, "JobDeleted", f"Job {name} is being deleted; it is re-created once gone")
         elif view.state == JobState.SUSPENDED:  # type: ignore[union-attr]
-            was_running = r.old.get("phase") == api.PHASE_RUNNING or _old_reason(r) == "Preempted"
+            was_running = (
+                r.old.get("phase") == api.PHASE_RUNNING
+                or condition(r.old, "Ready").get("reason", "") == "Preempted"
+            )
             r.set(
                 api.PHASE_QUEUED,
                 "Preempted" if was_running else "Queued",
@@ -585,22 +589,15 @@ def _progress(r: _Run) -> None:
     progress = dict(r.status.get("progress") or {})
     if progress.get("runId") != rid:
         progress = {"runId": rid, "epoch": 0}  # a stale pod of another run wrote it
-    progress["epochs"] = progress.get("epochs") or int(r.spec.get("training", {}).get("epochs", 75))
+    progress["epochs"] = progress.get("epochs") or int(defaults.field(r.spec, "training.epochs"))
     display = progress_display(progress)
     if display:
         progress["display"] = display
     r.status["progress"] = progress
 
 
-def _old_reason(r: _Run) -> str:
-    for cond in r.old.get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("reason") or ""
-    return ""
-
-
 def _transition_events(r: _Run) -> None:
-    old_reason = _old_reason(r)
+    old_reason = condition(r.old, "Ready").get("reason", "")
     if (r.old.get("phase"), old_reason) != (r.phase, r.reason):
         message = r.message or f"phase {r.phase}"
         r.event(r.reason, message, warning=r.reason in WARNING_REASONS)
@@ -629,13 +626,13 @@ def decide(
         r.set(api.PHASE_FAILED, "InvalidSpec", problem)
     elif not new_run and r.old.get("phase") in api.TERMINAL_PHASES:
         # A finished run stays finished: its result is in status, even after its Jobs are gone.
-        ready = next((c for c in r.old.get("conditions") or [] if c.get("type") == "Ready"), {})
+        ready = condition(r.old, "Ready")
         r.phase, r.reason, r.message = (
             r.old["phase"],
             ready.get("reason") or r.old["phase"],
             ready.get("message", ""),
         )
-        validated = next((c for c in r.old.get("conditions") or [] if c.get("type") == "Validated"), None)
+        validated = condition(r.old, "Validated")
         if validated:
             r.validated = (validated["status"], validated.get("reason", ""), validated.get("message", ""))
     else:

@@ -192,7 +192,7 @@ def history_entry(status: Mapping[str, Any], now: str) -> dict[str, Any] | None:
         "id": run["id"],
         "generation": run.get("generation", 0),
         "phase": phase if finished else api.HISTORY_SUPERSEDED,
-        "reason": _ready_reason(status) if finished else "SpecChanged",
+        "reason": condition(status, "Ready").get("reason", "") if finished else "SpecChanged",
         "completionTime": run.get("completionTime") if finished and run.get("completionTime") else now,
     }
     model = status.get("model") or {}
@@ -204,11 +204,9 @@ def history_entry(status: Mapping[str, Any], now: str) -> dict[str, Any] | None:
     return entry
 
 
-def _ready_reason(status: Mapping[str, Any]) -> str:
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("reason") or ""
-    return ""
+def condition(status: Mapping[str, Any], ctype: str) -> Mapping[str, Any]:
+    """The status condition of that type, or {} when there is none."""
+    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), {})
 
 
 def append_history(

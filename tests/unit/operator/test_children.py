@@ -8,6 +8,7 @@ import pytest
 from deepspeech_operator import api, contract
 from deepspeech_operator.children import Owner, build_job, pod_failure_policy, trainer_rbac, trainer_spec
 from deepspeech_operator.config import OperatorConfig
+from deepspeech_trainer.spec import default_spec
 
 from .factories import CONFIG, UID, defaulted_spec
 
@@ -85,7 +86,9 @@ def test_train_job_shape():
     template_meta = job["spec"]["template"]["metadata"]
     assert template_meta["labels"][api.LABEL_RUN] == "g4"
     spec_json = json.loads(template_meta["annotations"][contract.SPEC_ANNOTATION])
-    assert "suspend" not in spec_json and spec_json["training"]["cudnn"] is True
+    assert "suspend" not in spec_json
+    # training.cudnn depends on resources.gpus: the trainer derives it, the operator hands it on as given.
+    assert "cudnn" not in spec_json["training"] and default_spec(spec_json)["training"]["cudnn"] is True
     env = {e["name"]: e for e in c["env"]}
     assert env["DST_NAME"]["value"] == "en" and env["DST_NAMESPACE"]["value"] == "speech"
     assert env["DST_RUN_ID"]["value"] == "g4" and env["DST_WORK_DIR"]["value"] == contract.WORK_DIR
@@ -162,7 +165,7 @@ def test_cpu_training_has_no_gpu_and_no_gpu_toleration():
     assert "nvidia.com/gpu" not in container(job)["resources"]["limits"]
     assert "tolerations" not in job["spec"]["template"]["spec"]
     spec_json = json.loads(job["spec"]["template"]["metadata"]["annotations"][contract.SPEC_ANNOTATION])
-    assert spec_json["training"]["cudnn"] is False
+    assert default_spec(spec_json)["training"]["cudnn"] is False
 
 
 def test_explicit_cudnn_is_kept_and_config_changes_image_and_user():
@@ -178,9 +181,9 @@ def test_explicit_cudnn_is_kept_and_config_changes_image_and_user():
 
 
 def test_trainer_spec_does_not_mutate_input():
-    spec = defaulted_spec()
+    spec = defaulted_spec(deepspeech={})
     trainer_spec(spec)
-    assert "cudnn" not in spec["training"]
+    assert spec["deepspeech"] == {}
 
 
 def test_rbac_objects():
