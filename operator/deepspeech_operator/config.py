@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from . import api, schema
 
@@ -82,11 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         f"Every flag also reads {ENV_PREFIX}<FLAG> from the environment.",
     )
 
-    def add(flag: str, help_text: str, **kwargs: object) -> None:
+    def add(flag: str, help_text: str, **kwargs: Any) -> None:
         env = _env(flag)
         parser.add_argument(
             f"--{flag}", default=os.environ.get(env), help=f"{help_text} [env {env}]", **kwargs
-        )  # type: ignore[arg-type]
+        )
 
     add("namespaces", "comma-separated namespaces to watch; empty = all namespaces")
     add(

@@ -70,5 +70,5 @@ class Watchdog:
 
     def stuck(self, limit: float) -> str | None:
         with self._lock:
-            waiting = {**self._running, **self._owed}
+            waiting: dict[Any, tuple[str, float]] = {**self._running, **self._owed}
         return overdue(waiting, self._clock(), limit)

@@ -197,10 +197,8 @@ def job_view(job: Mapping[str, Any]) -> JobView:
     """State of a Job. Only the terminal Complete/Failed conditions count as finished: FailureTarget and
     SuccessCriteriaMet are set while pods still terminate."""
     status = job.get("status", {})
-    common = {
-        "failed": int(status.get("failed") or 0),
-        "deleting": bool(job.get("metadata", {}).get("deletionTimestamp")),
-    }
+    failed_pods = int(status.get("failed") or 0)
+    deleting = bool(job.get("metadata", {}).get("deletionTimestamp"))
     done = _condition(job, "Complete")
     if done:
         return JobView(
@@ -208,7 +206,8 @@ def job_view(job: Mapping[str, Any]) -> JobView:
             "Completed",
             done.get("message", ""),
             completion_time=status.get("completionTime") or done.get("lastTransitionTime"),
-            **common,
+            failed=failed_pods,
+            deleting=deleting,
         )
     failed = _condition(job, "Failed")
     if failed:
@@ -217,12 +216,15 @@ def job_view(job: Mapping[str, Any]) -> JobView:
             failed.get("reason") or "Failed",
             failed.get("message", ""),
             completion_time=failed.get("lastTransitionTime"),
-            **common,
+            failed=failed_pods,
+            deleting=deleting,
         )
     suspended = _condition(job, "Suspended")
     if suspended or job.get("spec", {}).get("suspend"):
-        return JobView(JobState.SUSPENDED, "Suspended", (suspended or {}).get("message", ""), **common)
-    return JobView(JobState.ACTIVE, **common)
+        return JobView(
+            JobState.SUSPENDED, "Suspended", (suspended or {}).get("message", ""), failed_pods, deleting
+        )
+    return JobView(JobState.ACTIVE, failed=failed_pods, deleting=deleting)
 
 
 def pod_alive(pod: Mapping[str, Any]) -> bool:

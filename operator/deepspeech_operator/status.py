@@ -49,7 +49,7 @@ def desired_conditions(
     if phase not in KSTATUS:
         raise ValueError(f"status.phase {phase!r} is not one of {', '.join(api.PHASES)}")
     ready, reconciling, stalled = ("False", "False", "True") if blocked else KSTATUS[phase]
-    conds = [
+    conds: list[dict[str, Any]] = [
         {"type": "Ready", "status": ready, "reason": reason, "message": message},
         {
             "type": "Reconciling",

@@ -192,7 +192,7 @@ class _Ctx:
     def coqui(self) -> bool:
         return flags.is_coqui(self.version)
 
-    def bool(self, name: str, on: bool = True) -> list[str]:
+    def switch(self, name: str, on: bool = True) -> list[str]:
         return _bool(name, on, coqui=self.coqui)
 
     def files(self, name: str, paths: Sequence[Path]) -> list[str]:
@@ -220,10 +220,10 @@ class _Ctx:
         else:
             head = [self.runtime.python, "-u", "-m", "deepspeech_training.train"]
         # Two tokens: DeepSpeech reads the literal `--log_level` from sys.argv for TF's C++ log level.
-        argv = [*head, "--log_level", "1", *self.bool("show_progressbar", False)]
+        argv = [*head, "--log_level", "1", *self.switch("show_progressbar", False)]
         if self.coqui:
             # Coqui STT first runs one batch of a dummy pass through the model: minutes on a big model.
-            argv += self.bool("skip_batch_test")
+            argv += self.switch("skip_batch_test")
         return argv
 
     def decoder(self, testing: bool) -> list[str]:
@@ -256,7 +256,7 @@ class _Ctx:
             argv += _opt("export_file_name", EXPORT_FILE_NAME)
         if tflite or self.coqui:
             # Coqui STT exports TFLite unless told otherwise (and then writes no .pb).
-            argv += self.bool("export_tflite", tflite)
+            argv += self.switch("export_tflite", tflite)
         return argv
 
 
@@ -296,17 +296,17 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int) -> Invocation:
     argv += _opt("summary_dir", p.summary_dir)
     argv += _opt("n_hidden", t["nHidden"])
     if t["cudnn"]:
-        argv += ctx.bool("use_cudnn_rnn" if ctx.legacy else "train_cudnn")
+        argv += ctx.switch("use_cudnn_rnn" if ctx.legacy else "train_cudnn")
     elif mode == "source" and not ctx.legacy:
         # Release checkpoints are CuDNN checkpoints; loading one into the CPU-capable graph needs this
         # (harmless for a source without CuDNN variables).
-        argv += ctx.bool("load_cudnn")
+        argv += ctx.switch("load_cudnn")
 
     # 0.6.x keeps no learning-rate variable in the checkpoint, so it needs the flag on every run.
     if ctx.legacy or mode != "resume":
         argv += _opt("learning_rate", float(t["learningRate"]))
     if mode == "source" and not ctx.legacy:
-        argv += ctx.bool("force_initialize_learning_rate")
+        argv += ctx.switch("force_initialize_learning_rate")
 
     argv += _opt("epochs", epochs)
     argv += _opt("train_batch_size", t["batchSize"]["train"])
@@ -323,12 +323,12 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int) -> Invocation:
         else:
             argv += _bool("early_stop", False)
     elif early is not None:
-        argv += [*ctx.bool("early_stop"), *_opt("es_epochs", early["epochs"])]
+        argv += [*ctx.switch("early_stop"), *_opt("es_epochs", early["epochs"])]
         argv += _opt("es_min_delta", float(early["minDelta"]))
 
     plateau = t.get("reduceLROnPlateau")
     if plateau is not None and not ctx.legacy and mode != "source":
-        argv += ctx.bool("reduce_lr_on_plateau")
+        argv += ctx.switch("reduce_lr_on_plateau")
         argv += _opt("plateau_epochs", plateau["epochs"])
         argv += _opt("plateau_reduction", float(plateau["reduction"]))
 
@@ -338,7 +338,7 @@ def _train(ctx: _Ctx, mode: Mode, epochs: int) -> Invocation:
     for aug in augmentations if not ctx.coqui else []:
         argv += _opt("augment", aug)
     if t.get("mixedPrecision"):
-        argv += ctx.bool("automatic_mixed_precision")
+        argv += ctx.switch("automatic_mixed_precision")
 
     argv += ctx.decoder(testing=False)
     return Invocation("train", argv + ctx.extra)

@@ -152,7 +152,11 @@ class Runner:
             self.stop(signal.SIGTERM)
 
         signal.signal(signal.SIGTERM, forward)
-        return lambda: signal.signal(signal.SIGTERM, previous)
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+
+        return restore
 
     def run(self, invocation: Invocation) -> RunResult:
         started = time.monotonic()

@@ -16,6 +16,8 @@ the listing carries exactly what the cache needs (size, ETag).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import io
 import json
 import logging
@@ -27,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -86,8 +88,8 @@ class StagedCsv:
     index: int
     uri: str
     field: str  # spec field naming this CSV, e.g. spec.data.train[0]
-    rows: list[StagedRow] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)  # file-level and CSV-syntax problems
+    rows: list[StagedRow] = dataclasses.field(default_factory=list)
+    problems: list[Problem] = dataclasses.field(default_factory=list)  # file-level and CSV-syntax problems
 
 
 @dataclass
@@ -516,7 +518,7 @@ def _download(
         local = cache.local_path(uri)
         for row in rows:
             row.local = local
-        _apply_header(rows, lambda local=local: read_wav_header(local))
+        _apply_header(rows, functools.partial(read_wav_header, local))
 
 
 def _read_remote_headers(

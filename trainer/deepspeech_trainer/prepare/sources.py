@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +23,7 @@ class Source(Protocol):
 
     def read_text(self, name: str) -> str: ...
 
-    def local(self, name: str) -> Iterator[Path]: ...
+    def local(self, name: str) -> AbstractContextManager[Path]: ...
 
 
 def _decode(raw: bytes, where: str) -> str:
