@@ -259,9 +259,13 @@ class _Run:
         self.events.append(Event("Warning" if warning else "Normal", reason, message))
 
     def set(self, phase: str, reason: str, message: str = "") -> None:
-        if self.run.get("stage") == api.STAGE_PREFLIGHT and phase in (api.PHASE_QUEUED, api.PHASE_RUNNING):
-            phase = api.PHASE_VALIDATING  # the CPU preflight is the Validating phase
         self.phase, self.reason, self.message = phase, reason, message
+
+    def set_active(self, phase: str, reason: str, message: str) -> None:
+        """Queued or Running, for the stage the run is in: while the CPU preflight is queued or runs, the
+        run is Validating."""
+        preflight = self.run.get("stage") == api.STAGE_PREFLIGHT
+        self.set(api.PHASE_VALIDATING if preflight else phase, reason, message)
 
     @property
     def run(self) -> dict[str, Any]:
@@ -362,11 +366,16 @@ def _validated_from_status(r: _Run) -> tuple[str, str, str]:
     return ("Unknown", "PreflightPending", "")
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A termination-message field the trainer wrote as an object, or {} when it wrote something else."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
     rid = r.run["id"]
     r.run["completionTime"] = view.completion_time or r.now
-    result = pods.result if pods.result and pods.result.get("kind") == api.STAGE_TRAIN else {}
-    model = result.get("model") if isinstance(result.get("model"), Mapping) else {}
+    result = _mapping(pods.result) if _mapping(pods.result).get("kind") == api.STAGE_TRAIN else {}
+    model = _mapping(result.get("model"))
     # Without a termination message the contract still says where the model is: <output.uri>/<run path>/.
     folder = naming.run_path(r.owner.name, r.owner.uid, rid)
     uri = model.get("uri") or f"{r.spec.get('output', {}).get('uri', '').rstrip('/')}/{folder}/"
@@ -375,7 +384,7 @@ def _finish_success(r: _Run, name: str, view: JobView, pods: PodsView) -> None:
         r.status["model"]["files"] = [str(f) for f in model["files"][:32]]
     if isinstance(model.get("smokeTest"), Mapping):
         r.status["model"]["smokeTest"] = smoke_test_status(model["smokeTest"])
-    metrics = result.get("metrics") if isinstance(result.get("metrics"), Mapping) else {}
+    metrics = _mapping(result.get("metrics"))
     clean = {
         k: _number(metrics.get(k)) for k in ("wer", "cer", "loss") if _number(metrics.get(k)) is not None
     }
@@ -420,168 +429,231 @@ def _effective_state(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) 
     return view.state
 
 
+@dataclasses.dataclass(frozen=True)
+class _StageJob:
+    """The Job of the run's current stage (None until created), as observed."""
+
+    stage: str
+    name: str
+    job: Mapping[str, Any] | None
+    view: JobView | None
+    pods: PodsView
+
+    @property
+    def finished(self) -> bool:
+        return self.view is not None and (
+            self.view.state == JobState.COMPLETE or preflight_passed(self.stage, self.view, self.pods)
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.view is not None and self.view.state == JobState.FAILED
+
+
+def _observe_stage(r: _Run) -> _StageJob:
+    run = r.run
+    stage = run["stage"]
+    name = naming.job_name(r.owner.name, run["id"], stage, int(run.get("resumes") or 0))
+    job = r.jobs_by_name.get(name)
+    pods = pods_view(p for p in r.pods if _labels(p).get(api.LABEL_JOB_NAME) == name)
+    return _StageJob(stage, name, job, job_view(job) if job else None, pods)
+
+
 def _process_stage(r: _Run) -> None:
+    """Advance the run by what its current stage's Job shows: a passed preflight hands over to the
+    training stage in the same pass, so a training Job is created without waiting for another event."""
     suspend = bool(r.spec.get("suspend"))
-    for _ in range(2):  # at most preflight, then train, in one pass
-        run = r.run
-        if not suspend and run.get("suspended"):
-            run["resumes"] = int(run.get("resumes") or 0) + 1
-            run["suspended"] = False
-            r.event("Resumed", f"run {run['id']} resumes (resume {run['resumes']})")
-        stage = run["stage"]
-        name = naming.job_name(r.owner.name, run["id"], stage, int(run.get("resumes") or 0))
-        job = r.jobs_by_name.get(name)
-        my_pods = [p for p in r.pods if _labels(p).get(api.LABEL_JOB_NAME) == name]
-        pods = pods_view(my_pods)
-        view = job_view(job) if job else None
-        # Leftover active Jobs of this run (an earlier resume, say) are stopped; a preflight Job whose pod
-        # already succeeded is finished, only not yet marked Complete by the Job controller.
-        for other in r.jobs:
-            if (
-                _labels(other).get(api.LABEL_RUN) == run["id"]
-                and _name(other) != name
-                and _effective_state(other, r.pods) not in (JobState.COMPLETE, JobState.FAILED)
-                and not job_view(other).deleting
-            ):
-                r.actions.append(DeleteJob(_name(other), "Foreground"))
-
-        if view and (view.state == JobState.COMPLETE or preflight_passed(stage, view, pods)):
-            if stage == api.STAGE_PREFLIGHT:
-                r.status["preflight"] = _preflight_result(run["id"], pods.result, True)
-                r.validated = _validated_from_status(r)
-                if r.spec.get("dryRun"):
-                    run["completionTime"] = view.completion_time or r.now
-                    r.set(
-                        api.PHASE_SUCCEEDED,
-                        "DryRunComplete",
-                        "preflight passed; the planned command lines are in status.plan",
-                    )
-                    return
-                # The preflight's time counts against the run's deadline; its retries were its own.
-                fold_job(run, job, view.completion_time or r.now)  # type: ignore[arg-type]
-                run["failures"] = 0
-                run["stage"] = api.STAGE_TRAIN
-                continue
-            _finish_success(r, name, view, pods)
+    _count_resume(r, suspend)
+    current = _observe_stage(r)
+    if current.stage == api.STAGE_PREFLIGHT and current.finished:
+        if _finish_preflight(r, current):
             return
-        if view and view.state == JobState.FAILED:
-            run["completionTime"] = view.completion_time or r.now
-            if pods.exit_code is not None:
-                run["lastExitCode"] = pods.exit_code
-            if pods.failure_reason:
-                run["lastFailureReason"] = pods.failure_reason
-            message = _failure_message(name, view, pods)
-            if stage == api.STAGE_PREFLIGHT:
-                r.status["preflight"] = _preflight_result(run["id"], pods.result, False)
-                r.validated = ("False", "PreflightFailed", message)
-            r.set(api.PHASE_FAILED, view.reason, message)
-            return
+        current = _observe_stage(r)
+    _stop_leftover_jobs(r, current.name)
+    if current.finished:
+        assert current.view is not None
+        _finish_success(r, current.name, current.view, current.pods)
+    elif current.failed:
+        _fail_stage(r, current)
+    elif suspend:
+        _suspend(r, current)
+    elif current.job is None:
+        _create_stage_job(r, current)
+    else:
+        assert current.view is not None
+        _report_active_job(r, current.name, current.job, current.view, current.pods)
 
-        if suspend:
-            if job and not view.deleting:  # type: ignore[union-attr]
-                r.actions.append(DeleteJob(name, "Foreground"))
-            if job:
-                fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
-            if job or run.get("jobName") == name:
-                run["suspended"] = True
-            alive = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_RUN) == run["id"]]
-            if job or alive:
-                r.set(api.PHASE_RUNNING, "Suspending", "the trainer checkpoints and its pods stop")
-            else:
-                r.set(api.PHASE_SUSPENDED, "Suspended", "spec.suspend is true; no pods are running")
-            return
 
-        if job is None:
-            blocking = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_JOB_NAME) != name]
-            if blocking:
-                r.set(
-                    api.PHASE_PENDING,
-                    "WaitingForPreviousPods",
-                    f"waiting for {len(blocking)} pod(s) of earlier Jobs to stop",
-                )
-                return
-            limits = job_limits(r.spec, run)
-            if limits[1] is not None and limits[1] <= 0:
-                run["completionTime"] = r.now
-                r.set(
-                    api.PHASE_FAILED,
-                    "DeadlineExceeded",
-                    f"the run used its spec.runPolicy.activeDeadlineSeconds "
-                    f"({r.spec['runPolicy']['activeDeadlineSeconds']} s) in its earlier Jobs",
-                )
-                return
-            refusal = opt_in_refusal(r.owner.namespace, r.spec.get("serviceAccountName"), r.trainer_accounts)
-            if refusal:
-                # Waits instead of failing: the account may be labelled (or created) after the CR.
-                r.set(api.PHASE_PENDING, "ServiceAccountNotAllowed", refusal)
-                return
-            # Idempotent: creates only what is missing, so a restart between the two is harmless.
-            r.actions.append(EnsureObjects(trainer_rbac(r.owner, r.spec)))
-            r.actions.append(
-                CreateJob(
-                    build_job(
-                        r.owner,
-                        r.spec,
-                        run_id=run["id"],
-                        stage=stage,
-                        resumes=int(run.get("resumes") or 0),
-                        spec_hash=run["specHash"],
-                        config=r.config,
-                        image=run.get("image"),
-                        limits=limits,
-                    )
-                )
-            )
-            run["jobName"] = name
-            run.setdefault("startTime", r.now)
-            run["attempt"] = int(run.get("failures") or 0) + 1
-            r.set(api.PHASE_QUEUED, "JobCreated", f"created Job {name}")
-            return
+def _count_resume(r: _Run, suspend: bool) -> None:
+    run = r.run
+    if not suspend and run.get("suspended"):
+        run["resumes"] = int(run.get("resumes") or 0) + 1
+        run["suspended"] = False
+        r.event("Resumed", f"run {run['id']} resumes (resume {run['resumes']})")
 
-        run["jobName"] = name
-        # Attempts of the run's stage, across its Jobs (run.failures: the earlier Jobs').
-        run["attempt"] = int(run.get("failures") or 0) + view.failed + 1  # type: ignore[union-attr]
-        if pods.exit_code is not None:
-            run["lastExitCode"] = pods.exit_code
-        if view.deleting:  # type: ignore[union-attr]
-            fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
-            r.set(api.PHASE_PENDING, "JobDeleted", f"Job {name} is being deleted; it is re-created once gone")
-        elif view.state == JobState.SUSPENDED:  # type: ignore[union-attr]
-            was_running = (
-                r.old.get("phase") == api.PHASE_RUNNING
-                or condition(r.old, "Ready").get("reason", "") == "Preempted"
-            )
-            r.set(
-                api.PHASE_QUEUED,
-                "Preempted" if was_running else "Queued",
-                view.message or "the Job is suspended by its queue (Kueue) until admitted",
-            )  # type: ignore[union-attr]
-        elif pods.running:
-            r.set(api.PHASE_RUNNING, "Running", f"Job {name} is running (attempt {run['attempt']})")
-        elif pods.succeeded:
-            # The pod is done; the Job controller sets Complete a moment later. Not "waits for its pod".
-            r.set(api.PHASE_RUNNING, "Completing", f"Job {name}: its pod succeeded, the Job is completing")
-        elif pods.unschedulable:
-            run["lastFailureReason"] = f"Unschedulable: {pods.unschedulable}"
-            r.set(api.PHASE_QUEUED, "Unschedulable", pods.unschedulable)
-        elif pods.disrupted:
-            run["lastFailureReason"] = pods.failure_reason
-            r.set(
-                api.PHASE_QUEUED,
-                "Preempted",
-                f"pod evicted or preempted ({pods.failure_reason}); resuming from the latest checkpoint",
-            )
-        elif view.failed > 0:  # type: ignore[union-attr]
-            run["lastFailureReason"] = pods.failure_reason
-            r.set(
-                api.PHASE_RUNNING,
-                "Retrying",
-                f"attempt {run['attempt']} after exit code {pods.exit_code}"
-                + (f" ({pods.failure_reason})" if pods.failure_reason else ""),
-            )
-        else:
-            r.set(api.PHASE_QUEUED, "Admitted", f"Job {name} waits for its pod to start")
+
+def _stop_leftover_jobs(r: _Run, current_name: str) -> None:
+    """Other active Jobs of this run (an earlier resume, say) are stopped; a preflight Job whose pod
+    already succeeded is finished, only not yet marked Complete by the Job controller."""
+    for other in r.jobs:
+        if (
+            _labels(other).get(api.LABEL_RUN) == r.run["id"]
+            and _name(other) != current_name
+            and _effective_state(other, r.pods) not in (JobState.COMPLETE, JobState.FAILED)
+            and not job_view(other).deleting
+        ):
+            r.actions.append(DeleteJob(_name(other), "Foreground"))
+
+
+def _finish_preflight(r: _Run, current: _StageJob) -> bool:
+    """Record the passed preflight; True when that ends the run (a dry run), else the run moves on to
+    the training stage."""
+    assert current.job is not None and current.view is not None
+    run = r.run
+    completed = current.view.completion_time or r.now
+    r.status["preflight"] = _preflight_result(run["id"], current.pods.result, True)
+    r.validated = _validated_from_status(r)
+    if r.spec.get("dryRun"):
+        run["completionTime"] = completed
+        r.set(
+            api.PHASE_SUCCEEDED,
+            "DryRunComplete",
+            "preflight passed; the planned command lines are in status.plan",
+        )
+        return True
+    # The preflight's time counts against the run's deadline; its retries were its own.
+    fold_job(run, current.job, completed)
+    run["failures"] = 0
+    run["stage"] = api.STAGE_TRAIN
+    return False
+
+
+def _fail_stage(r: _Run, current: _StageJob) -> None:
+    assert current.view is not None
+    run, pods = r.run, current.pods
+    run["completionTime"] = current.view.completion_time or r.now
+    if pods.exit_code is not None:
+        run["lastExitCode"] = pods.exit_code
+    if pods.failure_reason:
+        run["lastFailureReason"] = pods.failure_reason
+    message = _failure_message(current.name, current.view, pods)
+    if current.stage == api.STAGE_PREFLIGHT:
+        r.status["preflight"] = _preflight_result(run["id"], pods.result, False)
+        r.validated = ("False", "PreflightFailed", message)
+    r.set(api.PHASE_FAILED, current.view.reason, message)
+
+
+def _suspend(r: _Run, current: _StageJob) -> None:
+    run, job = r.run, current.job
+    if job is not None:
+        if current.view is not None and not current.view.deleting:
+            r.actions.append(DeleteJob(current.name, "Foreground"))
+        fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
+    if job is not None or run.get("jobName") == current.name:
+        run["suspended"] = True
+    alive = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_RUN) == run["id"]]
+    if job is not None or alive:
+        r.set_active(api.PHASE_RUNNING, "Suspending", "the trainer checkpoints and its pods stop")
+    else:
+        r.set(api.PHASE_SUSPENDED, "Suspended", "spec.suspend is true; no pods are running")
+
+
+def _create_stage_job(r: _Run, current: _StageJob) -> None:
+    """Create the stage's Job unless something must come first: earlier pods gone, deadline left,
+    the service account allowed."""
+    run, name = r.run, current.name
+    blocking = [p for p in r.pods if pod_alive(p) and _labels(p).get(api.LABEL_JOB_NAME) != name]
+    if blocking:
+        r.set(
+            api.PHASE_PENDING,
+            "WaitingForPreviousPods",
+            f"waiting for {len(blocking)} pod(s) of earlier Jobs to stop",
+        )
         return
+    limits = job_limits(r.spec, run)
+    if limits[1] is not None and limits[1] <= 0:
+        run["completionTime"] = r.now
+        r.set(
+            api.PHASE_FAILED,
+            "DeadlineExceeded",
+            f"the run used its spec.runPolicy.activeDeadlineSeconds "
+            f"({r.spec['runPolicy']['activeDeadlineSeconds']} s) in its earlier Jobs",
+        )
+        return
+    refusal = opt_in_refusal(r.owner.namespace, r.spec.get("serviceAccountName"), r.trainer_accounts)
+    if refusal:
+        # Waits instead of failing: the account may be labelled (or created) after the CR.
+        r.set(api.PHASE_PENDING, "ServiceAccountNotAllowed", refusal)
+        return
+    # Idempotent: creates only what is missing, so a restart between the two is harmless.
+    r.actions.append(EnsureObjects(trainer_rbac(r.owner, r.spec)))
+    r.actions.append(
+        CreateJob(
+            build_job(
+                r.owner,
+                r.spec,
+                run_id=run["id"],
+                stage=current.stage,
+                resumes=int(run.get("resumes") or 0),
+                spec_hash=run["specHash"],
+                config=r.config,
+                image=run.get("image"),
+                limits=limits,
+            )
+        )
+    )
+    run["jobName"] = name
+    run.setdefault("startTime", r.now)
+    run["attempt"] = int(run.get("failures") or 0) + 1
+    r.set_active(api.PHASE_QUEUED, "JobCreated", f"created Job {name}")
+
+
+def _report_active_job(r: _Run, name: str, job: Mapping[str, Any], view: JobView, pods: PodsView) -> None:
+    """The phase and reason of a Job that is neither finished nor failed, from what its pods do."""
+    run = r.run
+    run["jobName"] = name
+    # Attempts of the run's stage, across its Jobs (run.failures: the earlier Jobs').
+    run["attempt"] = int(run.get("failures") or 0) + view.failed + 1
+    if pods.exit_code is not None:
+        run["lastExitCode"] = pods.exit_code
+    if view.deleting:
+        fold_job(run, job, job.get("metadata", {}).get("deletionTimestamp") or r.now)
+        r.set(api.PHASE_PENDING, "JobDeleted", f"Job {name} is being deleted; it is re-created once gone")
+    elif view.state == JobState.SUSPENDED:
+        was_running = (
+            r.old.get("phase") == api.PHASE_RUNNING
+            or condition(r.old, "Ready").get("reason", "") == "Preempted"
+        )
+        r.set_active(
+            api.PHASE_QUEUED,
+            "Preempted" if was_running else "Queued",
+            view.message or "the Job is suspended by its queue (Kueue) until admitted",
+        )
+    elif pods.running:
+        r.set_active(api.PHASE_RUNNING, "Running", f"Job {name} is running (attempt {run['attempt']})")
+    elif pods.succeeded:
+        # The pod is done; the Job controller sets Complete a moment later. Not "waits for its pod".
+        r.set_active(api.PHASE_RUNNING, "Completing", f"Job {name}: its pod succeeded, the Job is completing")
+    elif pods.unschedulable:
+        run["lastFailureReason"] = f"Unschedulable: {pods.unschedulable}"
+        r.set_active(api.PHASE_QUEUED, "Unschedulable", pods.unschedulable)
+    elif pods.disrupted:
+        run["lastFailureReason"] = pods.failure_reason
+        r.set_active(
+            api.PHASE_QUEUED,
+            "Preempted",
+            f"pod evicted or preempted ({pods.failure_reason}); resuming from the latest checkpoint",
+        )
+    elif view.failed > 0:
+        run["lastFailureReason"] = pods.failure_reason
+        r.set_active(
+            api.PHASE_RUNNING,
+            "Retrying",
+            f"attempt {run['attempt']} after exit code {pods.exit_code}"
+            + (f" ({pods.failure_reason})" if pods.failure_reason else ""),
+        )
+    else:
+        r.set_active(api.PHASE_QUEUED, "Admitted", f"Job {name} waits for its pod to start")
 
 
 def _progress(r: _Run) -> None:
