@@ -28,13 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_config()
     if not config.own_service_account:
         config = dataclasses.replace(config, own_service_account=own_account() or "")
-    handlers.configure(config, Cluster(pool_size=handlers.API_THREADS, policy=CallPolicy.of(config)))
+    state = handlers.configure(config, Cluster(pool_size=handlers.API_THREADS, policy=CallPolicy.of(config)))
     metrics.serve(config.metrics_port)
     kopf.run(
         standalone=True,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
         liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
+        memo=kopf.Memo(state=state),
     )
     return 0
 

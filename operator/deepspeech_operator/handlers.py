@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
-import json
 import logging
 import os
 import time
@@ -43,9 +42,10 @@ from .config import OperatorConfig
 from .k8s import Cluster, ForeignObjectError
 from .liveness import Watchdog
 from .observe import children_digest, project_job, project_pod
-from .reconcile import CreateJob, DeleteJob, EnsureObjects, decide
+from .reconcile import Action, CreateJob, decide
 from .status import blocked_status, merge_patch, progress_display
 from .timeouts import KopfTimeouts, liveness_stall_seconds
+from .writes import EnsureObject, Write, ensured_after, plan_waves
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,14 @@ WATCH_STREAMS = 4
 
 T = TypeVar("T")
 
+# INDEXES_BY_NAME: kopf passes its indexes to handlers as keyword arguments named after them (dst_jobs, ...),
+# but its handler protocols declare only kopf's own keyword arguments, so a handler that names an index does
+# not type-check against them; those decorators carry a type: ignore[arg-type] and nothing else does.
 
-class _State:
+
+class OperatorState:
+    """What this process remembers between handler calls; kopf hands it to every handler as `memo.state`."""
+
     config: OperatorConfig = OperatorConfig()
     cluster: Cluster | None = None
     executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -102,49 +108,57 @@ class _State:
         self.lagging = {}
 
 
-STATE = _State()
+def configure(config: OperatorConfig, cluster: Cluster) -> OperatorState:
+    """The state to pass to kopf.run as `memo=kopf.Memo(state=...)`."""
+    state = OperatorState()
+    state.config = config
+    state.cluster = cluster
+    state.executor = concurrent.futures.ThreadPoolExecutor(API_THREADS, thread_name_prefix="api")
+    return state
 
 
-def configure(config: OperatorConfig, cluster: Cluster) -> None:
-    STATE.config = config
-    STATE.cluster = cluster
-    STATE.executor = concurrent.futures.ThreadPoolExecutor(API_THREADS, thread_name_prefix="api")
+def _state(memo: kopf.Memo) -> OperatorState:
+    state = memo.get("state")
+    assert isinstance(state, OperatorState), "kopf.run was not given memo=kopf.Memo(state=configure(...))"
+    return state
 
 
-async def _call(fn: Callable[..., T], *args: Any) -> T:
+async def _call(state: OperatorState, fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking API call in the API thread pool, watched from the moment a thread starts it."""
 
     def tracked() -> T:
-        with STATE.watchdog.track(getattr(fn, "__name__", "API call")):
+        with state.watchdog.track(getattr(fn, "__name__", "API call")):
             return fn(*args)
 
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(STATE.executor, tracked)
+    return await loop.run_in_executor(state.executor, tracked)
 
 
-async def _wake(cluster: Cluster, namespace: str, name: str, value: str) -> None:
+async def _wake(state: OperatorState, cluster: Cluster, namespace: str, name: str, value: str) -> None:
     """Write the observed-child annotation. A failure (after the call's own retries) leaves the CR owed
     a wake-up until one is delivered or it is reconciled (liveness.py)."""
     try:
-        await _call(cluster.poke, namespace, name, value)
+        await _call(state, cluster.poke, namespace, name, value)
     except Exception:
-        STATE.watchdog.owe(f"{namespace}/{name}")
+        state.watchdog.owe(f"{namespace}/{name}")
         raise
-    STATE.watchdog.settle(f"{namespace}/{name}")
+    state.watchdog.settle(f"{namespace}/{name}")
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@kopf.on.startup()
+@kopf.on.startup()  # type: ignore[arg-type]  # takes indexes by name (see INDEXES_BY_NAME)
 async def startup(
     settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
     dst_jobs: kopf.Index,
     dst_pods: kopf.Index,
     dst_trainings: kopf.Index,
     **_: Any,
 ) -> None:
+    state = _state(memo)
     # Own storage keys, so two kopf-based operators never share handler state on one object.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -156,7 +170,7 @@ async def startup(
     settings.posting.level = logging.INFO
     # Bounded requests, and watch streams the server ends regularly and kopf drops when silent for longer:
     # a connection that a NAT or load balancer silently dropped costs at most one timeout (timeouts.py).
-    timeouts = KopfTimeouts.of(STATE.config)
+    timeouts = KopfTimeouts.of(state.config)
     settings.networking.request_timeout = timeouts.request_timeout
     settings.networking.connect_timeout = timeouts.connect_timeout
     settings.watching.server_timeout = timeouts.watch_server_timeout
@@ -168,17 +182,18 @@ async def startup(
     settings.watching.label_selectors["", "v1", "serviceaccounts"] = api.TRAINER_ACCOUNT_SELECTOR
     settings.peering.standalone = True  # one replica, Recreate: no peering objects, no peering RBAC
     settings.scanning.disabled = True  # no CRD/namespace watching: the CRD is installed before us
-    if STATE.config.resync_seconds > 0:
-        STATE.resync_task = asyncio.create_task(
-            _resync_loop(float(STATE.config.resync_seconds), dst_jobs, dst_pods, dst_trainings)
+    if state.config.resync_seconds > 0:
+        state.resync_task = asyncio.create_task(
+            _resync_loop(state, float(state.config.resync_seconds), dst_jobs, dst_pods, dst_trainings)
         )
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    if STATE.resync_task is not None:
-        STATE.resync_task.cancel()
-        STATE.resync_task = None
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    state = _state(memo)
+    if state.resync_task is not None:
+        state.resync_task.cancel()
+        state.resync_task = None
 
 
 def kopf_connection_limit(namespaces: tuple[str, ...]) -> int:
@@ -187,14 +202,16 @@ def kopf_connection_limit(namespaces: tuple[str, ...]) -> int:
 
 
 @kopf.on.login()
-async def login(logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any) -> kopf.AiohttpSession | None:
+async def login(
+    logger: kopf.Logger, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any
+) -> kopf.AiohttpSession | None:
     """kopf's default login (the kubernetes client's configuration), with a bounded connection pool."""
     info = kopf.login_via_client(logger=logger, settings=settings)
     if info is None:
         return None
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
-            limit=kopf_connection_limit(STATE.config.namespaces), ssl=info.as_ssl_context()
+            limit=kopf_connection_limit(_state(memo).config.namespaces), ssl=info.as_ssl_context()
         ),
         headers=info.as_http_headers(),
         proxy=info.proxy_url,
@@ -210,9 +227,10 @@ async def login(logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any) 
 
 
 @kopf.on.probe(id="reconciles")
-def probe(**_: Any) -> dict[str, Any]:
+def probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     """/healthz: fails (HTTP 500) while an API call outlives every bound its timeouts set (liveness.py)."""
-    stuck = STATE.watchdog.stuck(liveness_stall_seconds(STATE.config))
+    state = _state(memo)
+    stuck = state.watchdog.stuck(liveness_stall_seconds(state.config))
     if stuck:
         raise kopf.PermanentError(f"reconciliation is stuck: {stuck}")
     return {"time": _now()}
@@ -222,12 +240,16 @@ def probe(**_: Any) -> dict[str, Any]:
 
 
 @kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS)
-async def dst_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def dst_jobs(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     return {(namespace, labels.get(api.LABEL_TRAINING)): project_job(body)}
 
 
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
-async def dst_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def dst_pods(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     return {(namespace, labels.get(api.LABEL_TRAINING)): project_pod(body)}
 
 
@@ -235,31 +257,39 @@ async def dst_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, *
 
 
 @kopf.index("", "v1", "serviceaccounts", labels={api.LABEL_TRAINER_ACCOUNT: "true"})
-async def dst_accounts(namespace: str, name: str, **_: Any) -> dict[Any, Any]:
+async def dst_accounts(namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
     return {namespace: name}
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-async def dst_account_users(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any] | None:
+async def dst_account_users(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[Any, Any] | None:
     account = spec.get("serviceAccountName")
     return {(namespace, account): name} if account else None
 
 
-@kopf.on.event("", "v1", "serviceaccounts", labels={api.LABEL_TRAINER_ACCOUNT: "true"})
+@kopf.on.event("", "v1", "serviceaccounts", labels={api.LABEL_TRAINER_ACCOUNT: "true"})  # type: ignore[arg-type]  # takes an index by name (see INDEXES_BY_NAME)
 async def account_event(
-    namespace: str, name: str, meta: kopf.Meta, dst_account_users: kopf.Index, **_: Any
+    namespace: str | None,
+    name: str,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    dst_account_users: kopf.Index,
+    **_: Any,
 ) -> None:
     """An account was opted in (or out): wake the CRs that name it, so a waiting run goes on."""
-    cluster = STATE.cluster
-    if cluster is None:
+    state = _state(memo)
+    cluster = state.cluster
+    if cluster is None or namespace is None:
         return
     value = f"account/{name}/{meta.get('resourceVersion')}"
     for user in dst_account_users.get((namespace, name), []):
-        await _wake(cluster, namespace, user, value)
+        await _wake(state, cluster, namespace, user, value)
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-async def dst_trainings(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def dst_trainings(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): resync.marks(body)}
 
 
@@ -268,9 +298,11 @@ def _digest(dst_jobs: kopf.Index, dst_pods: kopf.Index, namespace: str, name: st
     return children_digest(dst_jobs.get(key, []), dst_pods.get(key, []))
 
 
-async def resync_once(dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings: kopf.Index) -> int:
+async def resync_once(
+    state: OperatorState, dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings: kopf.Index
+) -> int:
     """One resync tick: poke the CRs found behind on this tick and the previous one; returns how many."""
-    cluster = STATE.cluster
+    cluster = state.cluster
     if cluster is None:
         return 0
     due: list[tuple[str, str, str]] = []
@@ -281,28 +313,28 @@ async def resync_once(dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings:
             seen.add(key)
             digest = _digest(dst_jobs, dst_pods, namespace, name)
             behind = resync.lag(
-                digest, mark, STATE.decided.get(key), key in STATE.reconciling, STATE.poked.get(key)
+                digest, mark, state.decided.get(key), key in state.reconciling, state.poked.get(key)
             )
-            if behind is None or STATE.lagging.get(key) != behind:
-                STATE.lagging.pop(key, None)
+            if behind is None or state.lagging.get(key) != behind:
+                state.lagging.pop(key, None)
                 if behind is not None:
-                    STATE.lagging[key] = behind
+                    state.lagging[key] = behind
                 continue
-            del STATE.lagging[key]
+            del state.lagging[key]
             value = resync.poke_for(digest, mark.carried)
-            STATE.poked[key] = value
+            state.poked[key] = value
             due.append((namespace, name, value))
             log.debug(
-                "resync %s/%s: children %s, %s, %s", namespace, name, digest, STATE.decided.get(key), mark
+                "resync %s/%s: children %s, %s, %s", namespace, name, digest, state.decided.get(key), mark
             )
-    for gone in STATE.lagging.keys() - seen:
-        del STATE.lagging[gone]
-    results = await asyncio.gather(*(_wake(cluster, *item) for item in due), return_exceptions=True)
+    for gone in state.lagging.keys() - seen:
+        del state.lagging[gone]
+    results = await asyncio.gather(*(_wake(state, cluster, *item) for item in due), return_exceptions=True)
     for (namespace, name, value), result in zip(due, results, strict=True):
         if isinstance(result, BaseException):
             log.warning("resync of %s/%s failed: %s", namespace, name, result)
-            if STATE.poked.get((namespace, name)) == value:
-                STATE.poked.pop((namespace, name), None)
+            if state.poked.get((namespace, name)) == value:
+                state.poked.pop((namespace, name), None)
         else:
             log.info("resync: %s/%s had not seen its children's latest state; woken", namespace, name)
             metrics.RESYNC_POKES.inc()
@@ -310,12 +342,16 @@ async def resync_once(dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings:
 
 
 async def _resync_loop(
-    interval: float, dst_jobs: kopf.Index, dst_pods: kopf.Index, dst_trainings: kopf.Index
+    state: OperatorState,
+    interval: float,
+    dst_jobs: kopf.Index,
+    dst_pods: kopf.Index,
+    dst_trainings: kopf.Index,
 ) -> None:
     while True:
         await asyncio.sleep(interval)  # a period, not a synchronisation: the resync is level-triggered
         try:
-            await resync_once(dst_jobs, dst_pods, dst_trainings)
+            await resync_once(state, dst_jobs, dst_pods, dst_trainings)
         except Exception:
             log.exception("resync tick failed; the next one retries")
 
@@ -335,93 +371,70 @@ def poke_value(digest: str, carried: str | None) -> str | None:
     return None if carried == value else value
 
 
-async def _poke(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index) -> None:
+async def _poke(state: OperatorState, body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index) -> None:
     """Wake the parent's reconciler when what it reads from its children changed. kopf updates the
     indexes before it calls event handlers, so the digest includes this event."""
     parent = _parent_of(body)
-    cluster = STATE.cluster
+    cluster = state.cluster
     if not parent or cluster is None:
         return
     namespace = body["metadata"]["namespace"]
     key = (namespace, naming.label_value(parent))
     digest = children_digest(dst_jobs.get(key, []), dst_pods.get(key, []))
-    previous = STATE.poked.get((namespace, parent))
+    previous = state.poked.get((namespace, parent))
     value = poke_value(digest, previous)
     if value is None:
         return
     # Recorded before the await, so concurrent events of the same CR's children (handled on this one
     # event loop) do not send the same value twice; undone when the write fails so the next event retries.
-    STATE.poked[(namespace, parent)] = value
+    state.poked[(namespace, parent)] = value
     try:
-        await _wake(cluster, namespace, parent, value)
+        await _wake(state, cluster, namespace, parent, value)
     except Exception:
-        if STATE.poked.get((namespace, parent)) == value:
-            STATE.poked.pop((namespace, parent), None)
+        if state.poked.get((namespace, parent)) == value:
+            state.poked.pop((namespace, parent), None)
         raise
 
 
-@kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS)
-async def job_event(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any) -> None:
-    await _poke(body, dst_jobs, dst_pods)
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS)  # type: ignore[arg-type]  # takes indexes by name (see INDEXES_BY_NAME)
+async def job_event(
+    body: kopf.Body, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
+) -> None:
+    await _poke(_state(memo), body, dst_jobs, dst_pods)
 
 
-@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
-async def pod_event(body: kopf.Body, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any) -> None:
-    await _poke(body, dst_jobs, dst_pods)
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)  # type: ignore[arg-type]  # takes indexes by name (see INDEXES_BY_NAME)
+async def pod_event(
+    body: kopf.Body, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
+) -> None:
+    await _poke(_state(memo), body, dst_jobs, dst_pods)
 
 
 # -- the DeepSpeechTraining ------------------------------------------------------------------------------
 
 
-async def _create_job(job: dict[str, Any], owner_uid: str) -> None:
-    cluster = STATE.cluster
+async def _write(state: OperatorState, write: Write, owner_uid: str, namespace: str) -> None:
+    cluster = state.cluster
     assert cluster is not None, "configure() was not called"
-    outcome = await _call(cluster.create_or_adopt, job, owner_uid)
-    if outcome == "created":
-        metrics.JOBS_CREATED.labels(stage=job["metadata"]["labels"][api.LABEL_STAGE]).inc()
+    if isinstance(write, EnsureObject):
+        await _call(state, cluster.ensure, dict(write.obj), owner_uid)
+    elif isinstance(write, CreateJob):
+        outcome = await _call(state, cluster.create_or_adopt, write.job, owner_uid)
+        if outcome == "created":
+            metrics.JOBS_CREATED.labels(stage=write.job["metadata"]["labels"][api.LABEL_STAGE]).inc()
+    else:
+        await _call(state, cluster.delete_job, namespace, write.name, write.propagation)
 
 
-async def _ensure_rbac(action: EnsureObjects, owner_uid: str, job: dict[str, Any] | None) -> None:
-    """The trainer's objects in two concurrent waves, then (or with the second wave) the Job.
-
-    Wave 1: ServiceAccount and Role. Wave 2: the RoleBinding, only once its Role exists: the apiserver's
-    escalation check reads the referenced Role, so binding a Role not yet created is Forbidden for an
-    operator without the `bind` verb. The Job goes with wave 2: its pods need only the ServiceAccount at
-    admission, and the trainer needs the binding only once its pod runs, long after both returned.
-    """
-    cluster = STATE.cluster
-    assert cluster is not None, "configure() was not called"
-    fingerprint = json.dumps(action.objects, sort_keys=True)
-    if STATE.rbac_ready.get(owner_uid) == fingerprint:
-        # Ensured earlier by this process, as they are now; the CR still exists (else the uid was dropped).
-        if job is not None:
-            await _create_job(job, owner_uid)
-        return
-    bindings = [o for o in action.objects if o.get("kind") == "RoleBinding"]
-    first = [o for o in action.objects if o.get("kind") != "RoleBinding"]
-    await asyncio.gather(*(_call(cluster.ensure, obj, owner_uid) for obj in first))
-    second = [_call(cluster.ensure, obj, owner_uid) for obj in bindings]
-    if job is not None:
-        second.append(_create_job(job, owner_uid))
-    await asyncio.gather(*second)
-    STATE.rbac_ready[owner_uid] = fingerprint
-
-
-async def _apply(actions: list[Any], owner_uid: str, body: kopf.Body) -> None:
-    cluster = STATE.cluster
-    assert cluster is not None, "configure() was not called"
+async def _apply(state: OperatorState, actions: list[Action], owner_uid: str, body: kopf.Body) -> None:
+    """Send the decision's writes in the waves writes.plan_waves orders them in."""
     namespace = body["metadata"]["namespace"]
-    pending = list(actions)
-    while pending:
-        action = pending.pop(0)
-        if isinstance(action, EnsureObjects):
-            # decide() puts the Job right after the objects its pods need; they go out together.
-            job = pending.pop(0).job if pending and isinstance(pending[0], CreateJob) else None
-            await _ensure_rbac(action, owner_uid, job)
-        elif isinstance(action, CreateJob):
-            await _create_job(action.job, owner_uid)
-        elif isinstance(action, DeleteJob):
-            await _call(cluster.delete_job, namespace, action.name, action.propagation)
+    ensured = state.rbac_ready.get(owner_uid)
+    for wave in plan_waves(actions, ensured):
+        await asyncio.gather(*(_write(state, w, owner_uid, namespace) for w in wave))
+    after = ensured_after(actions, ensured)
+    if after is not None:
+        state.rbac_ready[owner_uid] = after
 
 
 def _time_to_running(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -454,14 +467,16 @@ async def reconcile(
     if getattr(memo, "reconciled", None) == rv:
         return  # another handler of this same kopf cycle already did it
     cr_key = (meta["namespace"], meta["name"])
-    STATE.reconciling.add(cr_key)
+    state = _state(memo)
+    state.reconciling.add(cr_key)
     try:
-        await _reconcile(body, patch, memo, dst_jobs, dst_pods, dst_accounts)
+        await _reconcile(state, body, patch, memo, dst_jobs, dst_pods, dst_accounts)
     finally:
-        STATE.reconciling.discard(cr_key)
+        state.reconciling.discard(cr_key)
 
 
 async def _reconcile(
+    state: OperatorState,
     body: kopf.Body,
     patch: kopf.Patch,
     memo: kopf.Memo,
@@ -471,7 +486,7 @@ async def _reconcile(
 ) -> None:
     meta = body["metadata"]
     rv = meta.get("resourceVersion")
-    async with STATE.inflight:
+    async with state.inflight:
         started = time.monotonic()
         key = (meta["namespace"], naming.label_value(meta["name"]))
         raw = dict(body)
@@ -481,10 +496,10 @@ async def _reconcile(
             frozenset(dst_accounts.get(meta["namespace"], [])) if dst_accounts is not None else frozenset()
         )
         now = _now()
-        decision = decide(raw, jobs, pods, STATE.config, now, accounts)
+        decision = decide(raw, jobs, pods, state.config, now, accounts)
         old_status = raw.get("status") or {}
         try:
-            await _apply(decision.actions, meta["uid"], body)
+            await _apply(state, decision.actions, meta["uid"], body)
         except ForeignObjectError as exc:
             # Visible in status (Stalled, naming the object) until the object is gone; kopf retries.
             stalled = blocked_status(
@@ -495,7 +510,7 @@ async def _reconcile(
             for field, value in merge_patch(old_status, stalled).items():
                 patch.status[field] = value
             raise
-        STATE.decided[(meta["namespace"], meta["name"])] = resync.Decided(
+        state.decided[(meta["namespace"], meta["name"])] = resync.Decided(
             children_digest(jobs, pods), (meta.get("annotations") or {}).get(api.ANNOTATION_OBSERVED)
         )
     # Only differing leaves: an unchanged decision patches nothing (kopf then sends no status request).
@@ -509,7 +524,7 @@ async def _reconcile(
     metrics.PHASES.set(meta["namespace"], meta["name"], decision.status.get("phase"))
     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
     memo.reconciled = rv
-    STATE.watchdog.settle(f"{meta['namespace']}/{meta['name']}")  # whatever wake-up it was owed, it is awake
+    state.watchdog.settle(f"{meta['namespace']}/{meta['name']}")  # whatever wake-up it was owed, it is awake
 
 
 def progress_poke(status: Mapping[str, Any]) -> str | None:
@@ -523,42 +538,43 @@ def progress_poke(status: Mapping[str, Any]) -> str | None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def training_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+async def training_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Bookkeeping only. on.event also sees stale bodies (kopf runs it before its own patches arrive), so
     it never decides anything; it pokes when the trainer's progress needs a new Epoch display."""
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
+    state = _state(memo)
     if type == "DELETED":
         metrics.PHASES.set(meta["namespace"], meta["name"], None)
-        STATE.poked.pop(key, None)
-        STATE.decided.pop(key, None)
-        STATE.reconciling.discard(key)
-        STATE.lagging.pop(key, None)
-        STATE.rbac_ready.pop(meta.get("uid", ""), None)
-        STATE.watchdog.settle(f"{meta['namespace']}/{meta['name']}")
+        state.poked.pop(key, None)
+        state.decided.pop(key, None)
+        state.reconciling.discard(key)
+        state.lagging.pop(key, None)
+        state.rbac_ready.pop(meta.get("uid", ""), None)
+        state.watchdog.settle(f"{meta['namespace']}/{meta['name']}")
         return
-    if key not in STATE.poked:
+    if key not in state.poked:
         # First sight (start-up listing or a new CR): what it carries is what a poke would compare with.
         carried = (meta.get("annotations") or {}).get(api.ANNOTATION_OBSERVED)
         if carried:
-            STATE.poked[key] = carried
+            state.poked[key] = carried
     value = progress_poke(body.get("status") or {})
-    cluster = STATE.cluster
-    if value is None or cluster is None or STATE.poked.get(key) == value:
+    cluster = state.cluster
+    if value is None or cluster is None or state.poked.get(key) == value:
         return
-    STATE.poked[key] = value
+    state.poked[key] = value
     try:
-        await _wake(cluster, meta["namespace"], meta["name"], value)
+        await _wake(state, cluster, meta["namespace"], meta["name"], value)
     except Exception:
-        if STATE.poked.get(key) == value:
-            STATE.poked.pop(key, None)
+        if state.poked.get(key) == value:
+            state.poked.pop(key, None)
         raise
 
 
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
-@kopf.on.field(api.GROUP, api.VERSION, api.PLURAL, field=("metadata", "annotations", api.ANNOTATION_OBSERVED))
+@kopf.on.field(api.GROUP, api.VERSION, api.PLURAL, field=("metadata", "annotations", api.ANNOTATION_OBSERVED))  # type: ignore[arg-type]  # takes indexes by name (see INDEXES_BY_NAME)
 async def training_changed(
     body: kopf.Body,
     patch: kopf.Patch,

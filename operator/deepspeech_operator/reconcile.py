@@ -38,7 +38,10 @@ from .status import (
 
 @dataclasses.dataclass(frozen=True)
 class CreateJob:
+    """Create the Job, and first the trainer's objects its pods use (writes.py orders them)."""
+
     job: dict[str, Any]
+    trainer_objects: tuple[dict[str, Any], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,20 +53,13 @@ class DeleteJob:
 
 
 @dataclasses.dataclass(frozen=True)
-class EnsureObjects:
-    """Create these objects if absent (the trainer's ServiceAccount/Role/RoleBinding)."""
-
-    objects: list[dict[str, Any]]
-
-
-@dataclasses.dataclass(frozen=True)
 class Event:
     type: str  # Normal or Warning
     reason: str
     message: str
 
 
-Action = CreateJob | DeleteJob | EnsureObjects
+Action = CreateJob | DeleteJob
 
 
 @dataclasses.dataclass
@@ -585,8 +581,6 @@ def _create_stage_job(r: _Run, current: _StageJob) -> None:
         # Waits instead of failing: the account may be labelled (or created) after the CR.
         r.set(api.PHASE_PENDING, "ServiceAccountNotAllowed", refusal)
         return
-    # Idempotent: creates only what is missing, so a restart between the two is harmless.
-    r.actions.append(EnsureObjects(trainer_rbac(r.owner, r.spec)))
     r.actions.append(
         CreateJob(
             build_job(
@@ -599,7 +593,9 @@ def _create_stage_job(r: _Run, current: _StageJob) -> None:
                 config=r.config,
                 image=run.get("image"),
                 limits=limits,
-            )
+            ),
+            # Idempotent: ensures only what is missing, so a restart between the writes is harmless.
+            tuple(trainer_rbac(r.owner, r.spec)),
         )
     )
     run["jobName"] = name

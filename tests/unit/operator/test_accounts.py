@@ -9,7 +9,7 @@ import pytest
 from deepspeech_operator import api
 from deepspeech_operator.accounts import account_of_token, opt_in_refusal, own_account_refusal
 from deepspeech_operator.config import OperatorConfig
-from deepspeech_operator.reconcile import CreateJob, EnsureObjects, decide
+from deepspeech_operator.reconcile import CreateJob, decide
 
 from .factories import NOW, cr, defaulted_spec
 
@@ -59,7 +59,7 @@ def test_an_account_not_opted_in_makes_the_run_wait_without_any_object():
 
 def test_an_opted_in_account_runs_the_trainer():
     d = decide(cr(defaulted_spec(serviceAccountName="irsa")), [], [], OperatorConfig(), NOW, {"irsa"})
-    assert [type(a) for a in d.actions] == [EnsureObjects, CreateJob]
+    assert [type(a) for a in d.actions] == [CreateJob]
     job = next(a.job for a in d.actions if isinstance(a, CreateJob))
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "irsa"
 
@@ -77,5 +77,5 @@ def test_the_operators_own_account_is_refused_even_when_labelled(opted_in):
 
 def test_without_service_account_name_the_crs_own_account_is_created():
     d = decide(cr(), [], [], OperatorConfig(), NOW)
-    rbac = next(a for a in d.actions if isinstance(a, EnsureObjects))
-    assert [o["kind"] for o in rbac.objects] == ["ServiceAccount", "Role", "RoleBinding"]
+    start = next(a for a in d.actions if isinstance(a, CreateJob))
+    assert [o["kind"] for o in start.trainer_objects] == ["ServiceAccount", "Role", "RoleBinding"]

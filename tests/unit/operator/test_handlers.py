@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import kopf
 import pytest
 from deepspeech_operator import api, handlers, naming
 from deepspeech_operator.k8s import ForeignObjectError
 from deepspeech_operator.observe import children_digest
-from deepspeech_operator.reconcile import CreateJob, DeleteJob, EnsureObjects
+from deepspeech_operator.reconcile import CreateJob, DeleteJob
+from deepspeech_operator.writes import EnsureObject, plan_waves, rbac_fingerprint
 
 from .factories import UID, cr, job, pod
 
@@ -48,13 +50,17 @@ def test_parent_of_job_and_pod():
 
 
 @pytest.fixture
-def state(monkeypatch):
+def state():
     """A fresh shell state with a fake cluster (poke/RBAC bookkeeping is per process)."""
-    fake = FakeCluster()
-    fresh = handlers._State()
-    fresh.cluster = fake
-    monkeypatch.setattr(handlers, "STATE", fresh)
+    fresh = handlers.OperatorState()
+    fresh.cluster = FakeCluster()
     return fresh
+
+
+@pytest.fixture
+def memo(state):
+    """What kopf hands each handler: a memo carrying the process's state (kopf.run(memo=...))."""
+    return kopf.Memo(state=state)
 
 
 def test_apply_creates_rbac_then_job_and_deletes(state):
@@ -62,11 +68,8 @@ def test_apply_creates_rbac_then_job_and_deletes(state):
     j = job(body, "g1", "train")
     asyncio.run(
         handlers._apply(
-            [
-                EnsureObjects([{"kind": "Role", "metadata": {"name": "r"}}]),
-                CreateJob(j),
-                DeleteJob("old", "Foreground"),
-            ],
+            state,
+            [CreateJob(j, ({"kind": "Role", "metadata": {"name": "r"}},)), DeleteJob("old", "Foreground")],
             UID,
             body,
         )
@@ -78,44 +81,62 @@ def test_apply_creates_rbac_then_job_and_deletes(state):
     ]
 
 
-def _rbac() -> EnsureObjects:
-    return EnsureObjects(
-        [{"kind": k, "metadata": {"name": "en-trainer"}} for k in ("ServiceAccount", "Role", "RoleBinding")]
-    )
+RBAC = tuple(
+    {"kind": k, "metadata": {"name": "en-trainer"}} for k in ("ServiceAccount", "Role", "RoleBinding")
+)
 
 
-def test_role_binding_only_after_its_role_and_with_the_job(state):
+def test_role_binding_only_after_its_role_and_with_the_job():
     """The escalation check reads the bound Role: the RoleBinding must not race its Role."""
+    start = CreateJob(job(cr(), "g1", "train"), RBAC)
+    assert plan_waves([start], None) == [
+        (EnsureObject(RBAC[0]), EnsureObject(RBAC[1])),
+        (EnsureObject(RBAC[2]), start),
+    ]
+
+
+def test_role_binding_waits_for_its_role_on_the_wire(state):
     body = cr()
-    asyncio.run(handlers._apply([_rbac(), CreateJob(job(body, "g1", "train"))], UID, body))
+    asyncio.run(handlers._apply(state, [CreateJob(job(body, "g1", "train"), RBAC)], UID, body))
     order = [c[1] or "Job" for c in state.cluster.calls]
     assert set(order[:2]) == {"ServiceAccount", "Role"}
     assert set(order[2:]) == {"RoleBinding", "Job"}
 
 
-def test_rbac_is_created_once_per_cr_and_again_after_its_deletion(state):
+def test_rbac_is_created_once_per_cr_and_again_after_its_deletion(state, memo):
     body = cr()
-    asyncio.run(handlers._apply([_rbac()], UID, body))
-    asyncio.run(handlers._apply([_rbac(), CreateJob(job(body, "g1", "train"))], UID, body))  # a later run
-    assert [c[1] or "Job" for c in state.cluster.calls][3:] == ["Job"]
-    asyncio.run(handlers.training_event(type="DELETED", body=body))
-    asyncio.run(handlers._apply([_rbac()], UID, body))
-    assert len(state.cluster.calls) == 7
+    asyncio.run(handlers._apply(state, [CreateJob(job(body, "g1", "train"), RBAC)], UID, body))
+    asyncio.run(handlers._apply(state, [CreateJob(job(body, "g2", "train"), RBAC)], UID, body))  # a later run
+    assert [c[1] or "Job" for c in state.cluster.calls][4:] == ["Job"]
+    asyncio.run(handlers.training_event(type="DELETED", body=body, memo=memo))
+    asyncio.run(handlers._apply(state, [CreateJob(job(body, "g3", "train"), RBAC)], UID, body))
+    assert len(state.cluster.calls) == 9
+
+
+def test_a_changed_set_of_trainer_objects_is_ensured_again():
+    start = CreateJob(job(cr(), "g1", "train"), RBAC)
+    other = CreateJob(start.job, RBAC[1:])
+    assert plan_waves([start], None)[0] != (start,)
+    assert plan_waves([start], rbac_fingerprint(RBAC)) == [(start,)]
+    assert len(plan_waves([other], rbac_fingerprint(RBAC))) == 2
 
 
 def _index(body, *objs):
     return {("speech", naming.label_value(body["metadata"]["name"])): list(objs)}
 
 
-def test_child_events_poke_only_when_the_digest_changes(state):
+def test_child_events_poke_only_when_the_digest_changes(state, memo):
     body = cr()
     j = job(body, "g1", "train")
     jobs = _index(body, j)
     pending = pod(j, "Pending", unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
-    asyncio.run(handlers.job_event(body=j, dst_jobs=jobs, dst_pods=_index(body)))
-    asyncio.run(handlers.job_event(body=j, dst_jobs=jobs, dst_pods=_index(body)))  # same facts again
+    asyncio.run(handlers.job_event(memo=memo, body=j, dst_jobs=jobs, dst_pods=_index(body)))
+    asyncio.run(
+        handlers.job_event(memo=memo, body=j, dst_jobs=jobs, dst_pods=_index(body))
+    )  # same facts again
     asyncio.run(
         handlers.pod_event(
+            memo=memo,
             body=pending
             | {
                 "metadata": {
@@ -142,16 +163,16 @@ def test_poke_value_skips_what_the_parent_carries():
     assert handlers.poke_value("abc", "progress/g1/1/3") == "children/abc"
 
 
-def test_first_sight_of_a_cr_seeds_what_it_carries(state):
+def test_first_sight_of_a_cr_seeds_what_it_carries(state, memo):
     body = cr()
     j = job(body, "g1", "train")
     body["metadata"]["annotations"] = {api.ANNOTATION_OBSERVED: f"children/{children_digest([j], [])}"}
-    asyncio.run(handlers.training_event(type=None, body=body))
-    asyncio.run(handlers.job_event(body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+    asyncio.run(handlers.training_event(type=None, body=body, memo=memo))
+    asyncio.run(handlers.job_event(memo=memo, body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
     assert state.cluster.calls == []  # after a restart: the parent already reflects these children
 
 
-def test_failed_poke_is_retried_by_the_next_event(state):
+def test_failed_poke_is_retried_by_the_next_event(state, memo):
     body = cr()
     j = job(body, "g1", "train")
 
@@ -160,12 +181,12 @@ def test_failed_poke_is_retried_by_the_next_event(state):
 
     state.cluster.poke = broken
     with pytest.raises(RuntimeError):
-        asyncio.run(handlers.job_event(body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+        asyncio.run(handlers.job_event(memo=memo, body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
     assert ("speech", "en") not in state.poked
     # Owed until delivered: with no further event, liveness reports it once it is older than its bound.
     assert state.watchdog.stuck(-1) == "wake-up of speech/en undelivered for 0s, longer than -1s"
     state.cluster.poke = FakeCluster().poke
-    asyncio.run(handlers.job_event(body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+    asyncio.run(handlers.job_event(memo=memo, body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
     assert state.watchdog.stuck(-1) is None
 
 
@@ -183,6 +204,4 @@ def test_progress_poke_only_when_the_display_is_stale():
 def test_apply_foreign_raises(state):
     state.cluster.foreign = True
     with pytest.raises(ForeignObjectError):
-        asyncio.run(
-            handlers._apply([EnsureObjects([{"kind": "Role", "metadata": {"name": "r"}}])], UID, cr())
-        )
+        asyncio.run(handlers._apply(state, [CreateJob(job(cr(), "g1", "train"))], UID, cr()))

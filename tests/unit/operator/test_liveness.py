@@ -40,11 +40,13 @@ def test_an_owed_wake_up_counts_from_its_first_loss_until_settled():
 
 def test_probe_fails_while_a_call_is_stuck(monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(handlers.STATE, "watchdog", Watchdog(clock=lambda: now[0]))
-    monkeypatch.setattr(handlers.STATE, "config", OperatorConfig(liveness_stall_seconds=30))
-    assert "time" in handlers.probe()
-    with handlers.STATE.watchdog.track("create_or_adopt"):
+    state = handlers.OperatorState()
+    state.watchdog = Watchdog(clock=lambda: now[0])
+    state.config = OperatorConfig(liveness_stall_seconds=30)
+    memo = kopf.Memo(state=state)
+    assert "time" in handlers.probe(memo=memo)
+    with state.watchdog.track("create_or_adopt"):
         now[0] = 31.0
         with pytest.raises(kopf.PermanentError, match="stuck: API call create_or_adopt running for 31s"):
-            handlers.probe()
-    assert "time" in handlers.probe()
+            handlers.probe(memo=memo)
+    assert "time" in handlers.probe(memo=memo)

@@ -8,7 +8,7 @@ from typing import Any
 
 from deepspeech_operator import api, naming
 from deepspeech_operator.config import OperatorConfig
-from deepspeech_operator.reconcile import CreateJob, DeleteJob, EnsureObjects, adopt_run, decide
+from deepspeech_operator.reconcile import CreateJob, DeleteJob, adopt_run, decide
 
 from .factories import CONFIG, NOW, UID, cr, defaulted_spec, job, pod
 
@@ -44,7 +44,7 @@ def created(decision) -> dict[str, Any]:
 
 def test_new_cr_creates_rbac_and_preflight_job():
     d = step(cr())
-    assert kinds(d) == ["EnsureObjects", "CreateJob"]
+    assert kinds(d) == ["CreateJob"]
     assert created(d)["metadata"]["name"] == "en-g1-preflight"
     assert d.status["phase"] == api.PHASE_VALIDATING
     assert d.status["run"]["id"] == "g1" and d.status["run"]["stage"] == api.STAGE_PREFLIGHT
@@ -53,8 +53,8 @@ def test_new_cr_creates_rbac_and_preflight_job():
     assert cond(d.status, "Reconciling")["status"] == "True"
     assert cond(d.status, "Validated")["status"] == "Unknown"
     assert "RunStarted" in reasons(d) and "JobCreated" in reasons(d)
-    rbac = next(a for a in d.actions if isinstance(a, EnsureObjects))
-    assert [o["kind"] for o in rbac.objects] == ["ServiceAccount", "Role", "RoleBinding"]
+    start = next(a for a in d.actions if isinstance(a, CreateJob))
+    assert [o["kind"] for o in start.trainer_objects] == ["ServiceAccount", "Role", "RoleBinding"]
 
 
 def test_preflight_disabled_starts_with_training():
