@@ -167,7 +167,10 @@ async def startup(
     settings.persistence.finalizer = api.KOPF_FINALIZER
     settings.posting.reporting_component = api.OPERATOR_NAME
     settings.posting.reporting_instance = os.environ.get("HOSTNAME", api.OPERATOR_NAME)
-    settings.posting.level = logging.INFO
+    # kopf posts its own per-object log lines as Events from this level up. At INFO that is a "Handler
+    # succeeded" Event per reconcile, one API write each that tells a user nothing; the transitions are
+    # posted explicitly (decide()'s events), and kopf's warnings and errors (a failing handler) still are.
+    settings.posting.level = logging.WARNING
     # Bounded requests, and watch streams the server ends regularly and kopf drops when silent for longer:
     # a connection that a NAT or load balancer silently dropped costs at most one timeout (timeouts.py).
     timeouts = KopfTimeouts.of(state.config)
