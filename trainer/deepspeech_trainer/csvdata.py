@@ -55,7 +55,10 @@ def parse_csv(text: str, source: str) -> CsvTable:
         text = text[1:]  # DeepSpeech would read the BOM into the first column name
     table = CsvTable(source=source, header=[])
     for item in iter_csv(io.StringIO(text, newline=""), source, header_out=table.header):
-        (table.rows if isinstance(item, Row) else table.problems).append(item)
+        if isinstance(item, Row):
+            table.rows.append(item)
+        else:
+            table.problems.append(item)
     return table
 
 
