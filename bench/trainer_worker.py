@@ -98,7 +98,7 @@ def main() -> None:
                 "stage_seconds": check.staged.stats.seconds,
             }
     else:
-        from deepspeech_trainer.checkpoints import CheckpointStore
+        from deepspeech_trainer.checkpoint_store import CheckpointStore
 
         dest = s3.parse_s3_uri(args.dest)
         spec = _spec("s3://unused/x.csv")

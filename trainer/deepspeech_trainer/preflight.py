@@ -22,7 +22,7 @@ from deepspeech_trainer import s3
 from deepspeech_trainer import spec as spec_mod
 from deepspeech_trainer.alphabet import format_alphabet, parse_alphabet
 from deepspeech_trainer.archive import ArchiveLimits
-from deepspeech_trainer.checkpoints import compatibility_problems, inspect_init_checkpoint
+from deepspeech_trainer.checkpoint_inspect import compatibility_problems, inspect_init_checkpoint
 from deepspeech_trainer.csvdata import Problem
 from deepspeech_trainer.exitcodes import INVALID, OK, RETRY, InvalidInput, TransientError
 from deepspeech_trainer.report import StatusReporter, write_termination_message

@@ -23,16 +23,10 @@ from typing import Any, Final
 
 from deepspeech_trainer import flags, gpucheck, s3
 from deepspeech_trainer.alphabet import format_alphabet, parse_alphabet
-from deepspeech_trainer.checkpoints import (
-    ALPHABET_TXT,
-    CheckpointStore,
-    SourceCheckpoint,
-    fetch_init_checkpoint,
-    newest_train_checkpoint,
-    rewrite_local_state_files,
-    run_identity,
-)
+from deepspeech_trainer.checkpoint_files import ALPHABET_TXT, checkpoint_step
+from deepspeech_trainer.checkpoint_store import CheckpointStore
 from deepspeech_trainer.exitcodes import INVALID, OK, RETRY, InvalidInput, TrainerError, TransientError
+from deepspeech_trainer.init_checkpoint import SourceCheckpoint, fetch_init_checkpoint
 from deepspeech_trainer.invocation import (
     Invocation,
     ResumeState,
@@ -46,9 +40,11 @@ from deepspeech_trainer.preflight import check_data, setup_logging, summary_text
 from deepspeech_trainer.progress import BestModelSaved, EpochFinished, EpochProgress, EpochStarted, Event
 from deepspeech_trainer.publish import collect, publish, verify_export
 from deepspeech_trainer.report import StatusReporter, write_termination_message
+from deepspeech_trainer.run_identity import run_identity
 from deepspeech_trainer.runner import Runner, RunResult, child_env, with_interpreter_on_path
 from deepspeech_trainer.spec import load_spec
 from deepspeech_trainer.staging import write_staged_csvs
+from deepspeech_trainer.tf_state_file import newest_train_checkpoint, rewrite_local_state_files
 from deepspeech_trainer.validation import settings_from_spec
 
 log = logging.getLogger(__name__)
@@ -62,10 +58,6 @@ FAILED = 1  # DeepSpeech failed: counted against backoffLimit like any uncaught 
 
 class Stopped(Exception):
     """SIGTERM arrived: sync and exit RETRY."""
-
-
-def _step(prefix: str) -> int:
-    return int(prefix.rsplit("-", 1)[1])
 
 
 @dataclass
@@ -120,7 +112,7 @@ class EpochTracker:
     @property
     def step(self) -> int | None:
         """Global step of the newest saved checkpoint."""
-        return _step(self._newest) if self._newest else None
+        return checkpoint_step(self._newest) if self._newest else None
 
     def step_moved(self) -> bool:
         moved = self._newest != self._reported
@@ -147,7 +139,7 @@ class EpochTracker:
         time-based save inside an epoch holds that epoch only in part)."""
         if prefix is None:
             return self.offset
-        known = [n for p, n in self.epochs_at.items() if _step(p) <= _step(prefix)]
+        known = [n for p, n in self.epochs_at.items() if checkpoint_step(p) <= checkpoint_step(prefix)]
         return max([self.offset, *known])
 
     def start_invocation(self) -> None:

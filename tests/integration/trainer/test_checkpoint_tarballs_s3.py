@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from deepspeech_trainer import cli
 from deepspeech_trainer import s3 as s3mod
-from deepspeech_trainer.checkpoints import fetch_init_checkpoint
 from deepspeech_trainer.exitcodes import InvalidInput
+from deepspeech_trainer.init_checkpoint import fetch_init_checkpoint
 
 from tests.integration.trainer.conftest import base_spec, put_good_split, run_preflight_measured, write_spec
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 from deepspeech_trainer import s3 as s3mod
-from deepspeech_trainer.checkpoints import CheckpointStore, run_identity
+from deepspeech_trainer.checkpoint_store import CheckpointStore
 from deepspeech_trainer.exitcodes import InvalidInput
+from deepspeech_trainer.run_identity import run_identity
 
 from tests.integration.trainer.conftest import base_spec
 from tests.integration.trainer.test_staging_checkpoints_s3 import _fake_checkpoint

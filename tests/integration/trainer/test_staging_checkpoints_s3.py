@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from deepspeech_trainer import s3 as s3mod
-from deepspeech_trainer.checkpoints import CheckpointStore, fetch_init_checkpoint, state_paths
+from deepspeech_trainer.checkpoint_store import CheckpointStore
+from deepspeech_trainer.init_checkpoint import fetch_init_checkpoint
 from deepspeech_trainer.staging import stage, write_staged_csvs
+from deepspeech_trainer.tf_state_file import state_paths
 
 from tests.integration.trainer.conftest import base_spec, put_good_split
 

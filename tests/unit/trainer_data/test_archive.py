@@ -147,15 +147,15 @@ def test_limits_from_the_work_dir_size() -> None:
 
 
 def test_https_download_stops_at_the_tarball_limit(tmp_path: Path, monkeypatch) -> None:
-    from deepspeech_trainer import checkpoints
+    from deepspeech_trainer import init_checkpoint
 
     served = io.BytesIO(b"\0" * (3 * MiB))
-    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", lambda url, timeout: served)
+    monkeypatch.setattr(init_checkpoint.urllib.request, "urlopen", lambda url, timeout: served)
     with pytest.raises(
         InvalidInput,
         match=r"https://example.com/c.tar.gz: the tarball is at least 3.0 MiB, more than the 2.0 MiB",
     ):
-        checkpoints._download_https(
+        init_checkpoint._download_https(
             "https://example.com/c.tar.gz", tmp_path / "c.tar.gz", ArchiveLimits(8 * MiB)
         )
     assert (tmp_path / "c.tar.gz").stat().st_size <= 2 * MiB

@@ -8,12 +8,12 @@ from typing import ClassVar
 
 import pytest
 from deepspeech_trainer.audio import parse_wav_header
-from deepspeech_trainer.checkpoints import rewrite_state, state_paths
 from deepspeech_trainer.exitcodes import InvalidInput
 from deepspeech_trainer.progress import BestModelSaved, EpochFinished
 from deepspeech_trainer.report import StatusReporter, fit_message, write_termination_message
 from deepspeech_trainer.s3 import S3Uri, parse_s3_uri
 from deepspeech_trainer.staging import StagedCsv, StagedRow
+from deepspeech_trainer.tf_state_file import rewrite_state, state_paths
 from deepspeech_trainer.train import EpochTracker
 from deepspeech_trainer.validation import Settings, settings_from_spec, validate
 
