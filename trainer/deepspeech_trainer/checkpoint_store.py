@@ -28,6 +28,7 @@ from deepspeech_trainer.checkpoint_files import (
     local_checkpoint_files,
 )
 from deepspeech_trainer.run_identity import check_identity
+from deepspeech_trainer.spec import checkpoints_uri
 from deepspeech_trainer.tf_state_file import (
     BEST_DEV_STATE,
     STATE_FILES,
@@ -119,9 +120,9 @@ class CheckpointStore:
         run_path: str | None = None,
     ) -> CheckpointStore:
         """The store at `<output.checkpoints>/<run path>/` (the operator's DST_RUN_PATH; else the run id)."""
-        output = spec.get("output") or {}
-        base = output.get("checkpoints") or (str(output.get("uri", "")).rstrip("/") + "/checkpoints/")
-        uri = s3.parse_s3_uri(base, FIELD).folder.child(run_path or run_id)
+        uri = s3.parse_s3_uri(checkpoints_uri(spec.get("output") or {}), FIELD).folder.child(
+            run_path or run_id
+        )
         return cls(storage, uri, local_dir, run_id, identity)
 
     @property

@@ -85,8 +85,13 @@ def default_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         training["cudnn"] = isinstance(gpus, int) and gpus > 0
     output = out.get("output")
     if isinstance(output, dict) and isinstance(output.get("uri"), str) and not output.get("checkpoints"):
-        output["checkpoints"] = output["uri"].rstrip("/") + "/checkpoints/"
+        output["checkpoints"] = checkpoints_uri(output)
     return out
+
+
+def checkpoints_uri(output: Mapping[str, Any]) -> str:
+    """`output.checkpoints`, by default the `checkpoints/` folder under `output.uri`."""
+    return output.get("checkpoints") or str(output.get("uri", "")).rstrip("/") + "/checkpoints/"
 
 
 # ---------------------------------------------------------------------------------------------- loading
