@@ -88,6 +88,9 @@ class OperatorState:
     # adopted or patched back): later runs and resumes with the same objects skip those round trips, a
     # changed spec.serviceAccountName ensures them again. Dropped on CR deletion.
     rbac_ready: dict[str, str]
+    # (namespace, Job name) of Jobs this process created and has not yet seen an event of (see
+    # creation_echo). Each entry lives from the create call to the Job's first watch event.
+    created_jobs: set[tuple[str, str]]
     inflight: asyncio.Semaphore
     watchdog: Watchdog  # the API calls running in the pool, for /healthz
     # (namespace, CR name) -> what its last successful reconcile decided on (resync.Decided).
@@ -101,6 +104,7 @@ class OperatorState:
     def __init__(self) -> None:
         self.poked = {}
         self.rbac_ready = {}
+        self.created_jobs = set()
         self.inflight = asyncio.Semaphore(RECONCILE_CONCURRENCY)
         self.watchdog = Watchdog()
         self.decided = {}
@@ -367,6 +371,13 @@ def _parent_of(body: Mapping[str, Any]) -> str | None:
     return (meta.get("annotations") or {}).get(api.ANNOTATION_TRAINING)
 
 
+def creation_echo(body: Mapping[str, Any], created_by_us: bool) -> bool:
+    """The first event of a Job this process just created, before the Job controller wrote anything: the
+    reconcile that created it already decided on it, so waking that reconciler again would only cost a CR
+    patch and kopf's diff-base patch. Its pod's first event (or any status change) wakes it as usual."""
+    return created_by_us and not (body.get("status") or {})
+
+
 def poke_value(digest: str, carried: str | None) -> str | None:
     """The observed-child value to write on the parent, or None when it already carries (or was already
     sent) this digest: then its reconciler has seen, or is about to see, these very children."""
@@ -403,7 +414,12 @@ async def _poke(state: OperatorState, body: kopf.Body, dst_jobs: kopf.Index, dst
 async def job_event(
     body: kopf.Body, memo: kopf.Memo, dst_jobs: kopf.Index, dst_pods: kopf.Index, **_: Any
 ) -> None:
-    await _poke(_state(memo), body, dst_jobs, dst_pods)
+    state = _state(memo)
+    key = (body["metadata"].get("namespace", ""), body["metadata"].get("name", ""))
+    created_by_us = key in state.created_jobs
+    state.created_jobs.discard(key)
+    if not creation_echo(body, created_by_us):
+        await _poke(state, body, dst_jobs, dst_pods)
 
 
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)  # type: ignore[arg-type]  # takes indexes by name (see INDEXES_BY_NAME)
@@ -424,6 +440,7 @@ async def _write(state: OperatorState, write: Write, owner_uid: str, namespace: 
     elif isinstance(write, CreateJob):
         outcome = await _call(state, cluster.create_or_adopt, write.job, owner_uid)
         if outcome == "created":
+            state.created_jobs.add((namespace, write.job["metadata"]["name"]))
             metrics.JOBS_CREATED.labels(stage=write.job["metadata"]["labels"][api.LABEL_STAGE]).inc()
     else:
         await _call(state, cluster.delete_job, namespace, write.name, write.propagation)

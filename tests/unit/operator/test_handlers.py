@@ -205,3 +205,26 @@ def test_apply_foreign_raises(state):
     state.cluster.foreign = True
     with pytest.raises(ForeignObjectError):
         asyncio.run(handlers._apply(state, [CreateJob(job(cr(), "g1", "train"))], UID, cr()))
+
+
+def test_the_first_event_of_a_job_this_process_created_wakes_nobody(state, memo):
+    body = cr()
+    j = job(body, "g1", "train")
+    j.pop("status", None)
+    asyncio.run(handlers._apply(state, [CreateJob(j)], UID, body))
+    asyncio.run(handlers.job_event(memo=memo, body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+    assert [c for c in state.cluster.calls if c[0] == "poke"] == []
+    # Anything after it is news to the reconciler: the Job controller's first status, say.
+    started = j | {"status": {"failed": 1}}
+    asyncio.run(
+        handlers.job_event(memo=memo, body=started, dst_jobs=_index(body, started), dst_pods=_index(body))
+    )
+    assert [c[0] for c in state.cluster.calls if c[0] == "poke"] == ["poke"]
+
+
+def test_a_job_this_process_did_not_create_still_wakes_its_parent(state, memo):
+    body = cr()
+    j = job(body, "g1", "train")
+    j.pop("status", None)
+    asyncio.run(handlers.job_event(memo=memo, body=j, dst_jobs=_index(body, j), dst_pods=_index(body)))
+    assert [c[0] for c in state.cluster.calls] == ["poke"]
