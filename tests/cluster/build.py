@@ -4,6 +4,10 @@ The wrapper modules in go/ pin k8s.io/kubernetes (with one replace per staging m
 k/k's own go.mod) and go.etcd.io/etcd/server/v3; only their go.mod/go.sum are committed. go/health is a
 small program of ours around sigs.k8s.io/cli-utils kstatus and gopher-lua (Flux's and Argo CD's health
 libraries), built the same way.
+
+A real `kubelet` (for tests/cluster/realkubelet.py) is an optional build, never part of ensure_binaries():
+go/kubelet is go/kube's go.mod with kubelet as its one tool, tidied (kubelet needs two modules the control
+plane does not), so it pins the same k8s.io/kubernetes and shares the Go module and build caches.
 """
 
 from __future__ import annotations
@@ -110,4 +114,26 @@ def health_binary() -> Path:
         if not binary.exists():
             binary.parent.mkdir(parents=True, exist_ok=True)
             _go_build(HEALTH_MODULE, binary, ["."], "-s -w", "the kstatus/Argo CD health tool")
+    return binary
+
+
+KUBELET_MODULE = GO_MODULES / "kubelet"
+
+
+def kubelet_binary() -> Path:
+    """Where the optional kubelet build lives (next to the control plane's binaries, same key)."""
+    return kube_bin_dir() / "kubelet"
+
+
+def ensure_kubelet() -> Path:
+    """Builds `kubelet` from the same k8s.io/kubernetes version as the control plane, if it is missing."""
+    binary = kubelet_binary()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            _go_build(
+                KUBELET_MODULE, binary, ["k8s.io/kubernetes/cmd/kubelet"], _version_ldflags(), "kubelet"
+            )
     return binary

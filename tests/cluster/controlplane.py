@@ -310,6 +310,10 @@ def up(state: Path = STATE_DIR) -> ClusterInfo:
 
 
 def _stop_all(state: Path) -> None:
+    if (state / "realnode").exists():  # a real kubelet's containers and mounts go first (realkubelet.py)
+        from tests.cluster import realkubelet
+
+        realkubelet.down(state)
     # Whatever was started on top of the cluster (the demo's operator) goes first.
     extra = [name for name in processes.recorded(state) if name not in STOP_ORDER]
     for name in [*extra, *STOP_ORDER]:

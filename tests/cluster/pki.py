@@ -65,3 +65,15 @@ def generate(pki: Path) -> None:
     )
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def node_certs(ca_dir: Path, out: Path, node: str, ips: tuple[str, ...]) -> None:
+    """A real kubelet's client cert (system:nodes group) and serving cert, signed by the CA in `ca_dir`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("ca.crt", "ca.key"):
+        (out / name).symlink_to(ca_dir / name)
+    _signed_cert(
+        "node-client", f"/O=system:nodes/CN=system:node:{node}", "extendedKeyUsage=clientAuth\n", out
+    )
+    sans = ",".join([f"DNS:{node}", *(f"IP:{ip}" for ip in ips)])
+    _signed_cert("node-serving", f"/CN={node}", f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n", out)

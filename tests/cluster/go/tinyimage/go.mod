@@ -1,0 +1,3 @@
+module local/tinyimage
+
+go 1.26.0
