@@ -190,7 +190,13 @@ def deepspeech_source(version: str, *, fetch: bool = True) -> Path | None:
 
 def _recipe_digest(engine: str, version: str, source: Path | None) -> str:
     digest = hashlib.sha256()
-    for path in (RECIPE, RECIPE_DIR / "constraints" / f"{engine}-{version}.txt"):
+    # The recipe picks the per-Python file where one exists, so any of them may be the one this venv used.
+    constraints = RECIPE_DIR / "constraints"
+    for path in (
+        RECIPE,
+        constraints / f"{engine}-{version}.txt",
+        *sorted(constraints.glob(f"{engine}-{version}-py*.txt")),
+    ):
         digest.update(path.read_bytes())
     digest.update(str(source).encode())
     return digest.hexdigest()[:16]

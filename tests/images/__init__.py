@@ -10,7 +10,8 @@ DeepSpeech where its source is found (tests/engines: DSO_DEEPSPEECH_SRC or the s
 air-gapped way (docs/images.md): the DeepSpeech checkout and a relocatable CPython for the supervisor come from
 the build context (.image-inputs/, git-ignored), never from GitHub. deepspeech-0.6.0 builds on a Python 3.6
 stand-in of the official base with TENSORFLOW=install (TF 1.14), the combination that needs decoder 0.6.1,
-the protobuf pin and Python-3.6-compatible recipe code.
+the recipe's Python 3.6 constraints (trainer/engines/constraints/deepspeech-0.6.0-py3.6.txt) and
+Python-3.6-compatible recipe code.
 """
 
 from __future__ import annotations

@@ -139,14 +139,32 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return skipped
 
 
-def relocatable_cpython(prefix: Path, target: Path) -> Path:
-    """A copy of a CPython install that runs from any folder: its interpreter finds libpython via $ORIGIN."""
+# Where a CPython records its own prefix for building extensions (compiler and linker flags, LIBDIR).
+BUILD_CONFIG_FILES = (
+    "lib/python3.*/_sysconfigdata_*.py",
+    "lib/python3.*/config-3.*/Makefile",
+    "lib/python3.*/config-3.*/python-config.py",
+    "lib/pkgconfig/*.pc",
+)
+
+
+def relocatable_cpython(prefix: Path, target: Path, installed_at: str | None = None) -> Path:
+    """A copy of a CPython install that runs from any folder: its interpreter finds libpython via $ORIGIN.
+
+    installed_at: the folder the copy will live in, where it builds C extensions. Without it the copy's build
+    configuration still names this machine's prefix: CPython <= 3.7 links extensions against libpython
+    (-L<prefix>/lib -lpython3.Xm), and that folder does not exist in an image.
+    """
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(prefix, target, symlinks=True, ignore=_ignore)
     for interpreter in (target / "bin").iterdir():
         if re.fullmatch(r"python3\.\d+m?", interpreter.name) and not interpreter.is_symlink():
             subprocess.run(["patchelf", "--set-rpath", "$ORIGIN/../lib", str(interpreter)], check=True)
+    if installed_at is not None:
+        for pattern in BUILD_CONFIG_FILES:
+            for path in target.glob(pattern):
+                path.write_text(path.read_text().replace(str(prefix), installed_at))
     return target
 
 
@@ -158,9 +176,12 @@ def tf1_base(python_version: str) -> str:
             f"images: no pyenv CPython {python_version} for the stand-in TF1 base: pyenv install {python_version}"
         )
     image = f"deepspeech-operator-standin/tf1:{TENSORFLOW_VERSION}-py{python_version}"
+    # Containerfile.tf1-standin copies the CPython there.
+    installed_at = f"/opt/python{python_version}"
     inputs = _digest(
         TF1_CONTAINERFILE.read_bytes(),
         str(prefix),
+        installed_at,
         TENSORFLOW_VERSION,
         PROTOBUF_OF[python_version],
         *TF1_PACKAGES,
@@ -175,7 +196,7 @@ def tf1_base(python_version: str) -> str:
     rootfs = rootfs_image(TF1_PACKAGES)
     context = containers.IMAGES_CACHE / f"tf1-py{python_version}-context"
     context.mkdir(parents=True, exist_ok=True)
-    relocatable_cpython(prefix, context / "python")
+    relocatable_cpython(prefix, context / "python", installed_at)
     containers.run(
         [
             "buildah",

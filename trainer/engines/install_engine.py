@@ -28,7 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENGINES = ("deepspeech", "coqui-stt")
 # The CTC decoder a DeepSpeech release needs, where it differs from the release itself.
 DECODER_OF = {"0.6.0": "0.6.1"}
-# pip 24 refuses the legacy version strings of some of these old packages' metadata.
+# pip 24 refuses the legacy version strings of some of these old packages' metadata. Upgraded, not just
+# required: CPython 3.6's bundled pip 18.1 satisfies "<24" but cannot see manylinux2010/2014 wheels, so it
+# would compile grpcio and friends from source (pip takes the newest release for the running Python).
 PIP = "pip<24"
 
 
@@ -105,21 +107,36 @@ def install_coqui(version: str, constraints: str) -> None:
     pip("-c", constraints, f"stt=={version}")
 
 
+def default_constraints(engine: str, version: str) -> str:
+    """constraints/<engine>-<version>-py<X.Y>.txt for the running Python where there is one, else the plain file.
+
+    A release's freeze is only valid for the Python it was made on: old releases' newest versions differ per
+    Python (grpcio, h5py and protobuf dropped 3.6 before 3.7), so each base's interpreter needs its own set.
+    """
+    stem = os.path.join(HERE, "constraints", f"{engine}-{version}")
+    specific = f"{stem}-py{sys.version_info[0]}.{sys.version_info[1]}.txt"
+    return specific if os.path.isfile(specific) else f"{stem}.txt"
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=ENGINES, required=True)
     parser.add_argument("--version", required=True)
     parser.add_argument("--source", help="DeepSpeech checkout of the release tag (deepspeech only)")
     parser.add_argument("--tensorflow", choices=("install", "base"), default="install")
-    parser.add_argument("--constraints", help="pip constraints (default: constraints/<engine>-<version>.txt)")
+    parser.add_argument(
+        "--constraints",
+        help="pip constraints (default: constraints/<engine>-<version>[-py<X.Y>].txt for this Python)",
+    )
     args = parser.parse_args(argv)
 
-    constraints = args.constraints or os.path.join(HERE, "constraints", f"{args.engine}-{args.version}.txt")
+    constraints = args.constraints or default_constraints(args.engine, args.version)
     if not os.path.isfile(constraints):
         raise SystemExit(
             f"install_engine: no constraints file {constraints} for {args.engine} {args.version}"
         )
-    pip(PIP)
+    print(f"install_engine: constraints {constraints}", flush=True)
+    pip("--upgrade", PIP)
     if args.tensorflow == "install":
         tensorflow = [line for line in requirement_lines(constraints) if is_tensorflow(line)]
         if not tensorflow:
