@@ -128,6 +128,11 @@ def run(cluster: BenchCluster, work: Any, quick: bool) -> list[Record]:
     total_busy = sum(busy_writes.values())
     cr_reads = sum(v for k, v in busy_reads.items() if k.endswith(PLURAL))
     per_run = (total_busy + cr_reads) / n
+    log(
+        "scale: API requests per run: "
+        + ", ".join(f"{kind} {count / n:.2f}" for kind, count in busy_writes.most_common())
+        + f", CR reads {cr_reads / n:.2f}"
+    )
     elapsed = t_all - t0
     peak_mib = peak_kib / 1024
     idle_ops = sum(idle_writes.values()) + sum(v for k, v in idle_reads.items() if k.endswith(PLURAL))
