@@ -1,0 +1,164 @@
+"""The product on a real kubelet: the project's own Coqui STT trainer image, imported into the real node's
+containerd, runs a tiny real training as containers. kubectl apply → operator (a local process) →
+preflight pod and training pod, both on node real-kubelet-0 (containerd + runc + the CNI bridge) → the
+model in S3, the result read from the pod's termination message that the kubelet wrote.
+
+The preflight pod ignores spec placement by design, so for this test the real node's taint is removed and
+every other node is cordoned (both restored afterwards). SeaweedFS listens on 127.0.0.1, which a pod's
+network namespace cannot reach: a TCP proxy on the bridge's gateway address forwards to it, and that is
+spec.storage.endpoint. The trainer's live status patches go to the kubernetes Service IP, which nothing
+routes here (no kube-proxy): they fail, which is non-fatal by contract.
+
+Skipped where it cannot run: see realkubelet.unavailable(), plus the trainer image in podman's store
+(`make images`) and espeak-ng for the corpus. docs/real-kubelet.md records its timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.cluster import realkubelet
+from tests.cluster.config import STATE_DIR
+from tests.cluster.tcpproxy import BlackholeProxy
+from tests.e2e.test_training_flow import s3_keys, spec
+from tests.integration.operator.conftest import Env, OperatorProcess, running_operator
+
+IMAGE = "localhost/deepspeech-operator/trainer:coqui-stt-1.4.0"
+
+
+def _why_not() -> str | None:
+    if reason := realkubelet.unavailable():
+        return reason
+    if os.environ.get("DSO_TEST_CLUSTER") == "external":
+        return "DSO_TEST_CLUSTER=external: the real kubelet joins only the local cluster"
+    if realkubelet.podman_image_id(IMAGE) is None:
+        return f"{IMAGE} not in podman's image store (make images)"
+    if not shutil.which("espeak-ng"):
+        return "espeak-ng not installed (the corpus is spoken by it)"
+    return None
+
+
+WHY_NOT = _why_not()
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.real_training,
+    pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""),
+]
+
+
+@pytest.fixture(scope="module")
+def real_node(cluster) -> Iterator[dict[str, float]]:
+    """The real node, started, with the trainer image imported; yields timings (seconds)."""
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    realkubelet.up(STATE_DIR)
+    timings["node_up"] = time.monotonic() - started
+    try:
+        started = time.monotonic()
+        realkubelet.import_podman_image(IMAGE, STATE_DIR)
+        timings["image_import"] = time.monotonic() - started
+        yield timings
+    finally:
+        realkubelet.down(STATE_DIR)
+
+
+@pytest.fixture
+def only_real_node(cluster, real_node) -> Iterator[None]:
+    """Every new pod goes to the real node: its taint off, all other schedulable nodes cordoned."""
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    cordoned = [
+        n["metadata"]["name"]
+        for n in nodes
+        if n["metadata"]["name"] != realkubelet.REAL_NODE and not n["spec"].get("unschedulable")
+    ]
+    taint = f"{realkubelet.REAL_TAINT['key']}={realkubelet.REAL_TAINT['value']}:{realkubelet.REAL_TAINT['effect']}"
+    for name in cordoned:
+        cluster.kubectl("cordon", name)
+    cluster.kubectl("taint", "nodes", realkubelet.REAL_NODE, f"{taint}-")
+    try:
+        yield
+    finally:
+        for name in cordoned:
+            cluster.kubectl("uncordon", name, check=False)
+        cluster.kubectl("taint", "nodes", realkubelet.REAL_NODE, taint, "--overwrite", check=False)
+
+
+@pytest.fixture
+def s3_for_pods(s3_env: dict[str, str]) -> Iterator[str]:
+    """An S3 endpoint pods on the real node reach: a proxy on the bridge's gateway address."""
+    host, _, port = s3_env["AWS_ENDPOINT_URL"].removeprefix("http://").rstrip("/").rpartition(":")
+    with BlackholeProxy(host, int(port), lifetime=3600, listen_host=realkubelet.GATEWAY) as proxy:
+        yield f"http://{realkubelet.GATEWAY}:{proxy.port}"
+
+
+@pytest.fixture
+def kubelet_e2e(cluster, namespace, s3_env, crd, tmp_path, only_real_node) -> Iterator[Env]:
+    cluster.kubectl(
+        "-n", namespace, "create", "secret", "generic", "s3-credentials",
+        f"--from-literal=AWS_ACCESS_KEY_ID={s3_env['AWS_ACCESS_KEY_ID']}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={s3_env['AWS_SECRET_ACCESS_KEY']}",
+    )  # fmt: skip
+    args = (
+        "--allowed-image-prefixes", IMAGE.rsplit(":", 1)[0] + ":",
+        "--image-pull-policy", "Never",  # imported, never pulled
+        "--preflight-cpu", "500m", "--preflight-memory", "1Gi",
+    )  # fmt: skip
+    op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path / "operator.log", extra_args=args)
+    with running_operator(op, cluster, namespace) as started:
+        yield started
+
+
+@pytest.mark.timeout(1500)
+def test_coqui_trainer_image_trains_on_the_real_kubelet(
+    kubelet_e2e: Env, corpus: str, s3_env: dict[str, str], s3_for_pods: str, real_node: dict[str, float]
+):
+    e2e = kubelet_e2e
+    started = time.monotonic()
+    epochs = 3
+    value: dict[str, Any] = spec(
+        corpus,
+        s3_env,
+        e2e.ns,
+        name="kubelet",
+        deepspeech={"engine": "coqui-stt", "version": "1.4.0", "image": IMAGE},
+        training={"epochs": epochs, "learningRate": 0.001, "nHidden": 32, "cudnn": False},
+        resources={"gpus": 0, "cpu": "1", "memory": "4Gi", "sharedMemory": "64Mi"},
+    )
+    value["data"]["alphabet"] = f"{corpus}/alphabet.txt"
+    value["storage"]["endpoint"] = s3_for_pods
+    e2e.apply("kubelet", value)
+    status = e2e.wait(
+        "kubelet finished",
+        lambda: (s := e2e.status("kubelet")).get("phase") in ("Succeeded", "Failed") and s,
+        timeout=1200,
+    )
+    pods = e2e.pods()
+    report = {
+        p.metadata.name: (p.spec.node_name, p.status.phase, p.status.container_statuses[0].image_id)
+        for p in pods
+    }
+    print(f"timings: {real_node}, test {time.monotonic() - started:.0f}s; pods: {report}")
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+
+    stages = {p.metadata.labels.get("training.deepspeech.dev/stage") for p in pods}
+    assert {"preflight", "train"} <= stages, report
+    for pod in pods:  # containers of the real node, from the imported image, finished cleanly
+        assert pod.spec.node_name == realkubelet.REAL_NODE, report
+        assert pod.status.phase == "Succeeded", report
+        (container,) = pod.status.container_statuses
+        assert container.image == IMAGE and container.image_id.startswith("sha256:"), report
+        terminated = container.state.terminated
+        assert terminated.exit_code == 0 and terminated.message, report  # the kubelet wrote it
+
+    assert status["preflight"]["ok"] is True
+    assert status["progress"]["epoch"] == epochs
+    assert 0.0 <= status["metrics"]["wer"] <= 1.0 and 0.0 <= status["metrics"]["cer"] <= 1.0
+    model = status["model"]
+    assert model["uri"].startswith(f"s3://e2e/models/{e2e.ns}/kubelet/")
+    assert any(k.endswith("output_graph.tflite") for k in s3_keys(s3_env, model["uri"]))
