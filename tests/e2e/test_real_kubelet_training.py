@@ -25,11 +25,13 @@ import pytest
 
 from tests.cluster import realkubelet
 from tests.cluster.config import STATE_DIR
+from tests.cluster.processes import free_port
 from tests.cluster.tcpproxy import BlackholeProxy
 from tests.e2e.test_training_flow import s3_keys, spec
 from tests.integration.operator.conftest import Env, OperatorProcess, running_operator
 
 IMAGE = "localhost/deepspeech-operator/trainer:coqui-stt-1.4.0"
+OPERATOR_IMAGE = "localhost/deepspeech-operator/operator:0.1.0"
 
 
 def _why_not() -> str | None:
@@ -97,28 +99,98 @@ def s3_for_pods(s3_env: dict[str, str]) -> Iterator[str]:
         yield f"http://{realkubelet.GATEWAY}:{proxy.port}"
 
 
+def _operator_args(namespace: str) -> list[str]:
+    return [
+        "--allowed-image-prefixes", IMAGE.rsplit(":", 1)[0] + ":",
+        "--image-pull-policy", "Never",  # imported, never pulled
+        "--preflight-cpu", "500m", "--preflight-memory", "1Gi",
+    ]  # fmt: skip
+
+
 @pytest.fixture
-def kubelet_e2e(cluster, namespace, s3_env, crd, tmp_path, only_real_node) -> Iterator[Env]:
+def trainer_namespace(cluster, namespace, s3_env, crd, only_real_node) -> str:
     cluster.kubectl(
         "-n", namespace, "create", "secret", "generic", "s3-credentials",
         f"--from-literal=AWS_ACCESS_KEY_ID={s3_env['AWS_ACCESS_KEY_ID']}",
         f"--from-literal=AWS_SECRET_ACCESS_KEY={s3_env['AWS_SECRET_ACCESS_KEY']}",
     )  # fmt: skip
-    args = (
-        "--allowed-image-prefixes", IMAGE.rsplit(":", 1)[0] + ":",
-        "--image-pull-policy", "Never",  # imported, never pulled
-        "--preflight-cpu", "500m", "--preflight-memory", "1Gi",
-    )  # fmt: skip
-    op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path / "operator.log", extra_args=args)
-    with running_operator(op, cluster, namespace) as started:
+    return namespace
+
+
+@pytest.fixture
+def kubelet_e2e(cluster, trainer_namespace, tmp_path) -> Iterator[Env]:
+    """The operator as a local process."""
+    args = tuple(_operator_args(trainer_namespace))
+    op = OperatorProcess(cluster.kubeconfig, trainer_namespace, tmp_path / "operator.log", extra_args=args)
+    with running_operator(op, cluster, trainer_namespace) as started:
         yield started
 
 
-@pytest.mark.timeout(1500)
-def test_coqui_trainer_image_trains_on_the_real_kubelet(
-    kubelet_e2e: Env, corpus: str, s3_env: dict[str, str], s3_for_pods: str, real_node: dict[str, float]
-):
-    e2e = kubelet_e2e
+def operator_pod(namespace: str) -> dict[str, Any]:
+    """The operator image as a pod of the real node. hostNetwork: the apiserver listens on 127.0.0.1 and
+    there is no kube-proxy for the Service IP; so no in-cluster config either: no token, the admin
+    kubeconfig from a Secret (k8s.load_config and kopf fall back to KUBECONFIG)."""
+    args = [
+        "--namespaces", namespace, *_operator_args(namespace),
+        "--metrics-port", str(free_port()), "--liveness-port", str(free_port()),
+    ]  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "operator"},
+        "spec": {
+            "restartPolicy": "Never",
+            "hostNetwork": True,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [
+                {
+                    "name": "operator",
+                    "image": OPERATOR_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "args": args,
+                    "env": [{"name": "KUBECONFIG", "value": "/kube/config"}],
+                    "volumeMounts": [{"name": "kubeconfig", "mountPath": "/kube", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "kubeconfig", "secret": {"secretName": "operator-kubeconfig"}}],
+        },
+    }
+
+
+@pytest.fixture
+def operator_image_e2e(cluster, trainer_namespace, tmp_path, real_node) -> Iterator[Env]:
+    """The operator image as a container on the real node (the same flags as the local process)."""
+    if realkubelet.podman_image_id(OPERATOR_IMAGE) is None:
+        pytest.skip(f"{OPERATOR_IMAGE} not in podman's image store (make images)")
+    started = time.monotonic()
+    realkubelet.import_podman_image(OPERATOR_IMAGE, STATE_DIR)
+    real_node["operator_image_import"] = time.monotonic() - started
+    ns = trainer_namespace
+    cluster.kubectl(
+        "-n", ns, "create", "secret", "generic", "operator-kubeconfig", f"--from-file=config={cluster.kubeconfig}"
+    )  # fmt: skip
+    cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(operator_pod(ns)))
+    op = OperatorProcess(cluster.kubeconfig, ns, tmp_path / "operator.log")  # never started: for Env
+    env = Env(cluster, ns, op)
+    env.wait(
+        "the operator pod Running",
+        lambda: env.core.read_namespaced_pod("operator", ns).status.phase == "Running",
+        timeout=120,
+    )
+    try:
+        yield env
+    finally:
+        logs = cluster.kubectl("-n", ns, "logs", "operator", check=False)
+        op.log.write_text(logs.stdout + logs.stderr)
+        print(f"operator pod log: {op.log}")
+        cluster.kubectl("-n", ns, "delete", "pod", "operator", "--wait=true", "--timeout=60s", check=False)
+
+
+def train_on_real_node(
+    e2e: Env, corpus: str, s3_env: dict[str, str], endpoint: str, timings: dict[str, float]
+) -> None:
+    """Applies a tiny Coqui STT run and checks its pods, status and model."""
     started = time.monotonic()
     epochs = 3
     value: dict[str, Any] = spec(
@@ -131,7 +203,7 @@ def test_coqui_trainer_image_trains_on_the_real_kubelet(
         resources={"gpus": 0, "cpu": "1", "memory": "4Gi", "sharedMemory": "64Mi"},
     )
     value["data"]["alphabet"] = f"{corpus}/alphabet.txt"
-    value["storage"]["endpoint"] = s3_for_pods
+    value["storage"]["endpoint"] = endpoint
     e2e.apply("kubelet", value)
     status = e2e.wait(
         "kubelet finished",
@@ -143,7 +215,7 @@ def test_coqui_trainer_image_trains_on_the_real_kubelet(
         p.metadata.name: (p.spec.node_name, p.status.phase, p.status.container_statuses[0].image_id)
         for p in pods
     }
-    print(f"timings: {real_node}, test {time.monotonic() - started:.0f}s; pods: {report}")
+    print(f"timings: {timings}, test {time.monotonic() - started:.0f}s; pods: {report}")
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
 
     stages = {p.metadata.labels.get("training.deepspeech.dev/stage") for p in pods}
@@ -162,3 +234,21 @@ def test_coqui_trainer_image_trains_on_the_real_kubelet(
     model = status["model"]
     assert model["uri"].startswith(f"s3://e2e/models/{e2e.ns}/kubelet/")
     assert any(k.endswith("output_graph.tflite") for k in s3_keys(s3_env, model["uri"]))
+
+
+@pytest.mark.timeout(1500)
+def test_coqui_trainer_image_trains_on_the_real_kubelet(
+    kubelet_e2e: Env, corpus: str, s3_env: dict[str, str], s3_for_pods: str, real_node: dict[str, float]
+):
+    train_on_real_node(kubelet_e2e, corpus, s3_env, s3_for_pods, real_node)
+
+
+@pytest.mark.timeout(1500)
+def test_operator_image_on_the_real_kubelet_runs_the_same_training(
+    operator_image_e2e: Env,
+    corpus: str,
+    s3_env: dict[str, str],
+    s3_for_pods: str,
+    real_node: dict[str, float],
+):
+    train_on_real_node(operator_image_e2e, corpus, s3_env, s3_for_pods, real_node)
