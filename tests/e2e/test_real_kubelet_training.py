@@ -1,7 +1,8 @@
 """The product on a real kubelet: the project's own Coqui STT trainer image, imported into the real node's
 containerd, runs a tiny real training as containers. kubectl apply → operator (a local process) →
 preflight pod and training pod, both on node real-kubelet-0 (containerd + runc + the CNI bridge) → the
-model in S3, the result read from the pod's termination message that the kubelet wrote.
+model in S3, the result read from the pod's termination message that the kubelet wrote. The second test
+runs the operator image as a container on the node too (hostNetwork, the admin kubeconfig from a Secret).
 
 The preflight pod ignores spec placement by design, so for this test the real node's taint is removed and
 every other node is cordoned (both restored afterwards). SeaweedFS listens on 127.0.0.1, which a pod's
@@ -18,7 +19,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,7 +32,10 @@ from tests.e2e.test_training_flow import s3_keys, spec
 from tests.integration.operator.conftest import Env, OperatorProcess, running_operator
 
 IMAGE = "localhost/deepspeech-operator/trainer:coqui-stt-1.4.0"
-OPERATOR_IMAGE = "localhost/deepspeech-operator/operator:0.1.0"
+# Another tag of the operator image (e.g. one built from a branch) for the operator-image test.
+OPERATOR_IMAGE = os.environ.get(
+    "DSO_REAL_KUBELET_OPERATOR_IMAGE", "localhost/deepspeech-operator/operator:0.1.0"
+)
 
 
 def _why_not() -> str | None:
@@ -159,8 +163,11 @@ def operator_pod(namespace: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def operator_image_e2e(cluster, trainer_namespace, tmp_path, real_node) -> Iterator[Env]:
-    """The operator image as a container on the real node (the same flags as the local process)."""
+def operator_image_e2e(
+    cluster, trainer_namespace, tmp_path, real_node
+) -> Iterator[tuple[Env, Callable[[], bool]]]:
+    """The operator image as a container on the real node (the same flags as the local process), and a
+    probe that fails the test at once when that container ends."""
     if realkubelet.podman_image_id(OPERATOR_IMAGE) is None:
         pytest.skip(f"{OPERATOR_IMAGE} not in podman's image store (make images)")
     started = time.monotonic()
@@ -173,13 +180,17 @@ def operator_image_e2e(cluster, trainer_namespace, tmp_path, real_node) -> Itera
     cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(operator_pod(ns)))
     op = OperatorProcess(cluster.kubeconfig, ns, tmp_path / "operator.log")  # never started: for Env
     env = Env(cluster, ns, op)
-    env.wait(
-        "the operator pod Running",
-        lambda: env.core.read_namespaced_pod("operator", ns).status.phase == "Running",
-        timeout=120,
-    )
+
+    def running() -> bool:
+        phase = env.core.read_namespaced_pod("operator", ns).status.phase
+        if phase in ("Succeeded", "Failed"):
+            logs = cluster.kubectl("-n", ns, "logs", "operator", check=False).stdout
+            pytest.fail(f"the operator pod ended ({phase}):\n{logs[-3000:]}")
+        return phase == "Running"
+
+    env.wait("the operator pod Running", running, timeout=120)
     try:
-        yield env
+        yield env, running
     finally:
         logs = cluster.kubectl("-n", ns, "logs", "operator", check=False)
         op.log.write_text(logs.stdout + logs.stderr)
@@ -188,7 +199,12 @@ def operator_image_e2e(cluster, trainer_namespace, tmp_path, real_node) -> Itera
 
 
 def train_on_real_node(
-    e2e: Env, corpus: str, s3_env: dict[str, str], endpoint: str, timings: dict[str, float]
+    e2e: Env,
+    corpus: str,
+    s3_env: dict[str, str],
+    endpoint: str,
+    timings: dict[str, float],
+    operator_alive: Callable[[], bool] = lambda: True,
 ) -> None:
     """Applies a tiny Coqui STT run and checks its pods, status and model."""
     started = time.monotonic()
@@ -207,7 +223,9 @@ def train_on_real_node(
     e2e.apply("kubelet", value)
     status = e2e.wait(
         "kubelet finished",
-        lambda: (s := e2e.status("kubelet")).get("phase") in ("Succeeded", "Failed") and s,
+        lambda: (
+            operator_alive() and (s := e2e.status("kubelet")).get("phase") in ("Succeeded", "Failed") and s
+        ),
         timeout=1200,
     )
     pods = e2e.pods()
@@ -251,4 +269,5 @@ def test_operator_image_on_the_real_kubelet_runs_the_same_training(
     s3_for_pods: str,
     real_node: dict[str, float],
 ):
-    train_on_real_node(operator_image_e2e, corpus, s3_env, s3_for_pods, real_node)
+    e2e, alive = operator_image_e2e
+    train_on_real_node(e2e, corpus, s3_env, s3_for_pods, real_node, operator_alive=alive)
