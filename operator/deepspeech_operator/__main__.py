@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import logging
+import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 import kopf
 
@@ -13,6 +16,19 @@ from . import handlers, metrics
 from .config import ConfigError, parse
 from .k8s import Cluster, load_config, own_account
 from .timeouts import CallPolicy
+
+
+def ensure_identity(environ: MutableMapping[str, str] = os.environ) -> None:
+    """kopf names this operator `<user>@<host>/...` (getpass) unless POD_ID is set. The image runs as a
+    numeric USER with no /etc/passwd entry; podman adds one for it, a real kubelet with containerd does
+    not, and getpass then raises `KeyError: 'getpwuid(): uid not found: 65532'` before the first request
+    (found on the real kubelet node, docs/real-kubelet.md). Then POD_ID (kopf's own setting) names it."""
+    if environ.get("POD_ID"):
+        return
+    try:
+        getpass.getuser()
+    except (KeyError, OSError):  # KeyError up to Python 3.12, OSError from 3.13
+        environ["POD_ID"] = f"uid{os.getuid()}@{socket.gethostname()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     load_config()
+    ensure_identity()
     if not config.own_service_account:
         config = dataclasses.replace(config, own_service_account=own_account() or "")
     state = handlers.configure(config, Cluster(pool_size=handlers.API_THREADS, policy=CallPolicy.of(config)))

@@ -37,6 +37,7 @@ REAL_TAINT = {"key": RUNTIME_LABEL, "value": "kubelet", "effect": "NoSchedule"}
 IMAGE = "dso.invalid/tiny:1"  # sandbox image and workload image at once; see the module docstring
 CNI_BRIDGE = "dso-cni0"
 POD_SUBNET = "10.244.0.0/24"
+GATEWAY = "10.244.0.1"  # the bridge's address on the host: what pods reach host services through
 TINY_MODULE = GO_MODULES / "tinyimage"
 # Started here, recorded in the cluster's state dir; stopped in this order.
 PROCESS_NAMES = ("kubelet", "containerd")
@@ -222,9 +223,28 @@ def ctr(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     )
 
 
+def _ensure_bridge() -> None:
+    """The CNI bridge with its gateway address, made now rather than at the first pod's CNI ADD, so host
+    services can listen on GATEWAY before any pod exists (the bridge plugin keeps an existing bridge and
+    an address it would have set itself)."""
+    link = Path(f"/sys/class/net/{CNI_BRIDGE}")
+    if not link.exists():
+        subprocess.run(["ip", "link", "add", CNI_BRIDGE, "type", "bridge"], check=True, capture_output=True)
+    addrs = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", CNI_BRIDGE], check=True, capture_output=True, text=True
+    ).stdout
+    prefix = POD_SUBNET.rsplit("/", 1)[1]
+    if f" {GATEWAY}/{prefix} " not in addrs:
+        subprocess.run(
+            ["ip", "addr", "add", f"{GATEWAY}/{prefix}", "dev", CNI_BRIDGE], check=True, capture_output=True
+        )
+    subprocess.run(["ip", "link", "set", CNI_BRIDGE, "up"], check=True, capture_output=True)
+
+
 def _start_containerd(state: Path) -> None:
     config = _containerd_config(state)
     _cni_config(state)
+    _ensure_bridge()
     processes.start("containerd", ["containerd", f"--config={config}", "--log-level=info"], state)
     processes.wait_until(lambda: ctr(state, "version").returncode == 0, 60, "containerd to answer")
     archive = oci_archive(tiny_binary(), IMAGE, node_dir(state) / "tiny-image.tar")
@@ -233,6 +253,42 @@ def _start_containerd(state: Path) -> None:
     processes.wait_until(
         lambda: IMAGE in ctr(state, "images", "ls", "-q").stdout, 30, f"{IMAGE} in containerd"
     )
+
+
+def podman_image_id(image: str) -> str | None:
+    """The ID of `image` in podman's store, or None (no podman, or no such image). Never pulls."""
+    if not shutil.which("podman"):
+        return None
+    result = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True
+    )
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def import_podman_image(image: str, state: Path = STATE_DIR) -> str:
+    """Loads `image` (a fully qualified name, e.g. localhost/...) from podman's store into the node's
+    containerd (k8s.io namespace) and returns the name containerd lists it under. The OCI archive is
+    cached under CACHE/images by image ID (`podman save` of a GB-sized image takes a while); the import
+    itself is redone per node start, since `down` removes containerd's root."""
+    image_id = podman_image_id(image)
+    if image_id is None:
+        raise RuntimeError(f"{image} is not in podman's image store")
+    archive = CACHE / "images" / f"{image_id[:16]}.oci.tar"
+    if not archive.exists():
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        partial = archive.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        subprocess.run(
+            ["podman", "save", "--format", "oci-archive", "-o", str(partial), image],
+            check=True,
+            capture_output=True,
+        )
+        partial.rename(archive)
+    # podman writes the tag as the ref name; --base-name gives it containerd's full name
+    base = image.rsplit(":", 1)[0]
+    ctr(state, "images", "import", f"--base-name={base}", str(archive))
+    processes.wait_until(lambda: image in ctr(state, "images", "ls", "-q").stdout.split(), 60, f"{image}")
+    return image
 
 
 # -------------------------------------------------------------------------------------------- kubelet

@@ -7,8 +7,9 @@ so a client that gives up on a dead connection and reconnects gets through (as a
 fault probe of issue 14). TLS passes through untouched: the client still verifies the API server's
 certificate, which names 127.0.0.1.
 
-The proxy runs its own asyncio loop in a daemon thread, listens on 127.0.0.1 only, and stops itself after
-`lifetime` seconds even if the test forgets to.
+The proxy runs its own asyncio loop in a daemon thread, listens on 127.0.0.1 (or `listen_host`: the real
+kubelet's pods reach a loopback-only server through one on their bridge's gateway address), and stops
+itself after `lifetime` seconds even if the test forgets to.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ class _Link:
 
 
 class BlackholeProxy:
-    def __init__(self, target_host: str, target_port: int, lifetime: float = 600.0) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, lifetime: float = 600.0, listen_host: str = "127.0.0.1"
+    ) -> None:
         self.target = (target_host, target_port)
+        self.listen_host = listen_host
         self.lifetime = lifetime
         self.port = 0
         self.accepted = 0
@@ -48,7 +52,7 @@ class BlackholeProxy:
 
     # -- control, from the test's thread ------------------------------------------------------------------
     def start(self) -> int:
-        """Listen on a free loopback port; returns it."""
+        """Listen on a free port of `listen_host` (loopback by default); returns it."""
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -90,7 +94,7 @@ class BlackholeProxy:
 
     # -- the proxy, on its own loop -----------------------------------------------------------------------
     async def _listen(self) -> asyncio.Server:
-        return await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return await asyncio.start_server(self._accept, self.listen_host, 0)
 
     def _shutdown(self) -> None:
         if not self._stopping:
