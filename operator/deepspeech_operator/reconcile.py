@@ -69,6 +69,10 @@ class Decision:
     status: dict[str, Any]
 
 
+# Passing states that last a moment and leave nothing to act on: shown in the Ready condition, not posted
+# as Events (each Event is an API write; a run would post them on every start and resume).
+SILENT_REASONS = frozenset({"Admitted", "Completing"})
+
 # Reasons whose transition is worth a Warning event.
 WARNING_REASONS = frozenset(
     {
@@ -666,7 +670,7 @@ def _progress(r: _Run) -> None:
 
 def _transition_events(r: _Run) -> None:
     old_reason = condition(r.old, "Ready").get("reason", "")
-    if (r.old.get("phase"), old_reason) != (r.phase, r.reason):
+    if (r.old.get("phase"), old_reason) != (r.phase, r.reason) and r.reason not in SILENT_REASONS:
         message = r.message or f"phase {r.phase}"
         r.event(r.reason, message, warning=r.reason in WARNING_REASONS)
 

@@ -127,6 +127,7 @@ def test_train_pod_pending_is_admitted():
     tj = job(body, "g1", api.STAGE_TRAIN)
     d = step(body, [tj], [pod(tj, "Pending")])
     assert (d.status["phase"], cond(d.status, "Ready")["reason"]) == (api.PHASE_QUEUED, "Admitted")
+    assert "Admitted" not in reasons(d)  # a passing state: in the condition, not an Event
 
 
 def test_a_succeeded_pod_before_the_job_is_complete_stays_running():
@@ -136,6 +137,7 @@ def test_a_succeeded_pod_before_the_job_is_complete_stays_running():
     tj = job(body, "g1", api.STAGE_TRAIN)
     d = step(body, [tj], [pod(tj, "Succeeded", exit_code=0)])
     assert (d.status["phase"], cond(d.status, "Ready")["reason"]) == (api.PHASE_RUNNING, "Completing")
+    assert "Completing" not in reasons(d)
 
 
 def test_unschedulable_is_visible():
