@@ -474,9 +474,7 @@ def _download(
         uri, meta = item
         target = cache.local_path(uri)
         try:
-            body = storage.client.get_object(Bucket=uri.bucket, Key=uri.key, IfMatch=f'"{meta.etag}"')[
-                "Body"
-            ].read()
+            body = s3.get_small(storage, uri, if_match=f'"{meta.etag}"')
             if len(body) != meta.size:
                 raise TransientError(f"{uri}: got {len(body)} bytes, listing said {meta.size}")
             part = target.with_name(target.name + ".part")
