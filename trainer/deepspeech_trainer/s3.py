@@ -9,6 +9,7 @@ mistake (InvalidInput, never retried); everything else that goes wrong on the wi
 
 from __future__ import annotations
 
+import datetime
 import os
 import random
 import re
@@ -23,6 +24,8 @@ import boto3
 import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
+import botocore.session
+import botocore.utils
 from boto3.s3.transfer import TransferConfig
 from s3transfer.manager import TransferManager
 
@@ -149,7 +152,11 @@ class Storage:
             request_checksum_calculation="when_required",
         )
         # A private session: boto3's default session is not thread-safe to create clients from.
-        session = boto3.session.Session()
+        core = botocore.session.get_session()
+        # dateutil's parser took 30 % of a warm staging run (a LastModified per listed object); ISO
+        # timestamps take the stdlib parser, anything else still goes to botocore's.
+        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
+        session = boto3.session.Session(botocore_session=core)
         self.client = session.client("s3", endpoint_url=config.endpoint, config=botocore_config)
         self.transfer_config = transfer_config(concurrency)
         self._manager: TransferManager | None = None
@@ -189,6 +196,20 @@ class Storage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _parse_timestamp(value: Any) -> datetime.datetime:
+    """botocore's timestamp parsing, with the common ISO 8601 form ('2026-12-03T13:11:20.123Z') on
+    the stdlib's fast path; the result is an aware datetime either way."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return botocore.utils.parse_timestamp(value)
 
 
 def transfer_config(concurrency: int = DEFAULT_CONCURRENCY) -> TransferConfig:

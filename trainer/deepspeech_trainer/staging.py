@@ -154,9 +154,26 @@ class CacheIndex:
             return None
         return local
 
-    def record(self, uri: s3.S3Uri, meta: ObjectMeta) -> None:
+    def record(self, uri: s3.S3Uri, meta: ObjectMeta, info: WavInfo | None = None) -> None:
+        entry: dict[str, Any] = {"etag": meta.etag, "size": meta.size}
+        if info is not None:
+            entry["wav"] = dataclasses.astuple(info)
         with self._lock:
-            self._entries[f"{uri.bucket}/{uri.key}"] = {"etag": meta.etag, "size": meta.size}
+            self._entries[f"{uri.bucket}/{uri.key}"] = entry
+
+    def header(self, uri: s3.S3Uri, meta: ObjectMeta) -> WavInfo | None:
+        """The header parsed when the object was downloaded (the entry must match `meta`): a warm start
+        then costs a stat per clip instead of opening and reading every one."""
+        entry = self._entries.get(f"{uri.bucket}/{uri.key}")
+        if not entry or entry.get("etag") != meta.etag or entry.get("size") != meta.size:
+            return None
+        fields = entry.get("wav")
+        if not isinstance(fields, list) or len(fields) != len(dataclasses.fields(WavInfo)):
+            return None
+        try:
+            return WavInfo(*(int(x) for x in fields))
+        except (TypeError, ValueError):
+            return None
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -422,11 +439,15 @@ def _download(
 ) -> None:
     todo: list[tuple[s3.S3Uri, ObjectMeta]] = []
     progress = Progress("staging audio", len(present))
+    headers: dict[s3.S3Uri, WavInfo | WavHeaderError] = {}
     for uri, meta in present.items():
         hit = cache.hit(uri, meta)
         if hit is not None:
             for row in wanted[uri]:
                 row.local = hit
+            known = cache.header(uri, meta)
+            if known is not None:
+                headers[uri] = known
             stats.cached += 1
             progress.add(0, cached=True)
         else:
@@ -484,7 +505,10 @@ def _download(
             with err_lock:
                 errors.append((uri, exc))
             return
-        cache.record(uri, meta)
+        # Parsed from the bytes in hand, not by reopening the file afterwards, and kept in the index.
+        info = _header_of(body, meta.size)
+        headers[uri] = info
+        cache.record(uri, meta, info if isinstance(info, WavInfo) else None)
         progress.add(meta.size)
 
     if small:
@@ -516,7 +540,29 @@ def _download(
         local = cache.local_path(uri)
         for row in rows:
             row.local = local
-        _apply_header(rows, functools.partial(read_wav_header, local))
+        known = headers.get(uri)
+        if known is None:
+            _apply_header(rows, functools.partial(read_wav_header, local))
+        elif isinstance(known, WavHeaderError):
+            for row in rows:
+                row.problem = (known.code, str(known))
+        else:
+            for row in rows:
+                row.info = known
+
+
+def _header_of(body: bytes, size: int) -> WavInfo | WavHeaderError:
+    """What read_wav_header would say of a file holding `body` (the first 4 KiB, all of it for a
+    header that runs longer)."""
+    try:
+        try:
+            return parse_wav_header(body[:HEADER_BYTES], size)
+        except WavHeaderError as exc:
+            if exc.code != "wav_header_long":
+                raise
+            return parse_wav_header(body[: 16 * 1024 * 1024], size)
+    except WavHeaderError as exc:
+        return exc
 
 
 def _read_remote_headers(
