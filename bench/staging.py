@@ -123,6 +123,7 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
             "staging-cold",
             s3data.trainer_worker("stage", "--csv", csv, "--cache", str(root / "profiled")),
             trainer_env,
+            gil=True,
         )
     shutil.rmtree(root, ignore_errors=True)
     return [
