@@ -130,6 +130,7 @@ class CacheIndex:
         self.path = root / INDEX_NAME
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
+        self._dirty = False
         try:
             self._entries = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -140,7 +141,8 @@ class CacheIndex:
         problem = s3.path_segment_problem(uri.key)
         if problem or uri.key.endswith("/"):
             raise InvalidInput(f"{uri}: {problem or 'is a folder, not an object'}; not cached")
-        return self.root / uri.bucket / uri.key
+        # One Path built from a string: pathlib's `/` twice per clip was a third of a warm start.
+        return Path(f"{self.root}/{uri.bucket}/{uri.key}")
 
     def hit(self, uri: s3.S3Uri, meta: ObjectMeta) -> Path | None:
         entry = self._entries.get(f"{uri.bucket}/{uri.key}")
@@ -160,6 +162,7 @@ class CacheIndex:
             entry["wav"] = dataclasses.astuple(info)
         with self._lock:
             self._entries[f"{uri.bucket}/{uri.key}"] = entry
+            self._dirty = True
 
     def header(self, uri: s3.S3Uri, meta: ObjectMeta) -> WavInfo | None:
         """The header parsed when the object was downloaded (the entry must match `meta`): a warm start
@@ -176,10 +179,13 @@ class CacheIndex:
             return None
 
     def save(self) -> None:
+        if not self._dirty and self.path.exists():
+            return  # nothing new (a warm start): rewriting every entry was a tenth of such a run
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with self._lock:
             tmp.write_text(json.dumps(self._entries), encoding="utf-8")
+            self._dirty = False
         tmp.replace(self.path)
 
 
@@ -440,9 +446,11 @@ def _download(
     todo: list[tuple[s3.S3Uri, ObjectMeta]] = []
     progress = Progress("staging audio", len(present))
     headers: dict[s3.S3Uri, WavInfo | WavHeaderError] = {}
+    locals_: dict[s3.S3Uri, Path] = {}
     for uri, meta in present.items():
         hit = cache.hit(uri, meta)
         if hit is not None:
+            locals_[uri] = hit
             for row in wanted[uri]:
                 row.local = hit
             known = cache.header(uri, meta)
@@ -537,7 +545,7 @@ def _download(
         rows = wanted[uri]
         if rows[0].problem is not None:
             continue
-        local = cache.local_path(uri)
+        local = locals_.get(uri) or cache.local_path(uri)
         for row in rows:
             row.local = local
         known = headers.get(uri)
