@@ -416,7 +416,7 @@ def get_small(storage: Storage, uri: S3Uri, if_match: str | None = None) -> byte
                     "Error": {"Code": code, "Message": body[:500].decode("utf-8", "replace")},
                     "ResponseMetadata": {"HTTPStatusCode": response.status_code},
                 }
-                raise botocore.exceptions.ClientError(error, "GetObject")  # type: ignore[arg-type]
+                raise botocore.exceptions.ClientError(error, "GetObject")
         time.sleep(random.uniform(0, min(SMALL_GET_BACKOFF_MAX_S, 0.5 * 2**attempt)))
     raise AssertionError("unreachable")  # the last attempt returns or raises
 

@@ -548,15 +548,15 @@ def _download(
         local = locals_.get(uri) or cache.local_path(uri)
         for row in rows:
             row.local = local
-        known = headers.get(uri)
-        if known is None:
+        parsed = headers.get(uri)
+        if parsed is None:
             _apply_header(rows, functools.partial(read_wav_header, local))
-        elif isinstance(known, WavHeaderError):
+        elif isinstance(parsed, WavHeaderError):
             for row in rows:
-                row.problem = (known.code, str(known))
+                row.problem = (parsed.code, str(parsed))
         else:
             for row in rows:
-                row.info = known
+                row.info = parsed
 
 
 def _header_of(body: bytes, size: int) -> WavInfo | WavHeaderError:
