@@ -3,8 +3,9 @@
 The trainer side is `CheckpointStore.sync()` on a folder holding `checkpoint` (state file naming
 train-1), `train-1.data-00000-of-00001` (1 GiB of random bytes), `train-1.index`, `train-1.meta` and
 `flags.txt`: it uploads the four files, then the state, run-state and `latest` markers, then lists and
-prunes. The peer uploads the 1 GiB data file alone (default aws-cli settings). Runs alternate; each
-upload goes to a fresh prefix, deleted afterwards. Both timed as whole processes.
+prunes. The peers upload the 1 GiB data file alone, with their default settings: `aws s3 cp` and
+`s5cmd cp` (a second record, `trainer.checkpoint.upload.vs_s5cmd`: a Record holds one peer). Runs
+alternate; each upload goes to a fresh prefix, deleted afterwards. All timed as whole processes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
     folder = work / "checkpoint"
     data = _make_checkpoint(folder, size)
     worker_env = s3data.peer_env(env, work / "aws-home")
-    ours, peer, inproc = [], [], []
+    ours, peer, inproc, s5 = [], [], [], []
     for i in range(rounds):
         dest = f"s3://{BUCKET}/trainer-{i}/"
         wall, out = timed(
@@ -66,17 +67,27 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
         )
         peer.append(wall_aws)
         s3data.delete_prefix(env, BUCKET, f"aws-{i}/")
+        wall_s5, _ = timed(
+            s3data.s5cmd(env, "cp", str(data), f"s3://{BUCKET}/s5cmd-{i}/{data.name}"), worker_env
+        )
+        s5.append(wall_s5)
+        s3data.delete_prefix(env, BUCKET, f"s5cmd-{i}/")
         log(
-            f"checkpoint round {i}: trainer {wall:.2f}s (in-process {result['seconds']:.2f}s), aws s3 cp {wall_aws:.2f}s"
+            f"checkpoint round {i}: trainer {wall:.2f}s (in-process {result['seconds']:.2f}s), "
+            f"aws s3 cp {wall_aws:.2f}s, s5cmd cp {wall_s5:.2f}s"
         )
     mb = size / 1e6
     rate, peer_rate = mb / median(ours), mb / median(peer)
     ratio = ratio_rate(rate, peer_rate) or 0.0
+    s5_rate = mb / median(s5)
+    ratio_s5 = ratio_rate(rate, s5_rate) or 0.0
     details = {
         "bytes": size,
         "trainer_wall_s": [round(x, 3) for x in ours],
         "trainer_in_process_s": [round(x, 3) for x in inproc],
         "aws_wall_s": [round(x, 3) for x in peer],
+        "s5cmd_wall_s": [round(x, 3) for x in s5],
+        "ratio_vs_s5cmd": ratio_s5,
     }
     if ratio < TARGET:
         dest = f"s3://{BUCKET}/profiled/"
@@ -98,5 +109,14 @@ def run(cluster: BenchCluster, work: Path, quick: bool) -> list[Record]:
             target=f">= {TARGET:.1f}x aws-cli ({size // MiB} MiB)",
             met=ratio >= TARGET,
             details=details,
-        )
+        ),
+        Record(
+            name="trainer.checkpoint.upload.vs_s5cmd",
+            value=round(rate, 1),
+            unit="MB/s",
+            peer="s5cmd cp",
+            peer_value=round(s5_rate, 1),
+            ratio=ratio_s5,
+            target="information (no target set for this peer)",
+        ),
     ]

