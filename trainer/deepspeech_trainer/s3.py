@@ -364,6 +364,8 @@ def _signed_get(storage: Storage, uri: S3Uri, headers: dict[str, str]) -> Any:
         params: dict[str, Any] = {"Bucket": uri.bucket, "Key": uri.key}
         if "If-Match" in headers:
             params["IfMatch"] = headers["If-Match"]
+        if "Range" in headers:
+            params["Range"] = headers["Range"]
         url = storage.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=900)
         return botocore.awsrequest.AWSRequest(method="GET", url=url, headers=headers).prepare()
     # The key encoded as botocore's serializer encodes a greedy path label.
@@ -377,7 +379,9 @@ def _signed_get(storage: Storage, uri: S3Uri, headers: dict[str, str]) -> Any:
     return request.prepare()
 
 
-def get_small(storage: Storage, uri: S3Uri, if_match: str | None = None) -> bytes:
+def get_small(
+    storage: Storage, uri: S3Uri, if_match: str | None = None, byte_range: str | None = None
+) -> bytes:
     """One small object's bytes over a leaner path than `client.get_object`, same behaviour on the wire.
 
     botocore still decides everything that makes the request right: its presigner resolves the
@@ -393,9 +397,11 @@ def get_small(storage: Storage, uri: S3Uri, if_match: str | None = None) -> byte
     jitter like the client's "standard" retry mode.
     """
     headers: dict[str, str] = {}
+    # Both are signed into the URL (X-Amz-SignedHeaders), so they are sent exactly as given.
     if if_match is not None:
-        # Signed into the URL (X-Amz-SignedHeaders), so it must be sent exactly as given.
         headers["If-Match"] = if_match
+    if byte_range is not None:
+        headers["Range"] = byte_range
     session = storage.client._endpoint.http_session
     for attempt in range(SMALL_GET_ATTEMPTS):
         last = attempt == SMALL_GET_ATTEMPTS - 1
@@ -406,7 +412,7 @@ def get_small(storage: Storage, uri: S3Uri, if_match: str | None = None) -> byte
             if last:
                 raise
         else:
-            if response.status_code == 200:
+            if response.status_code in (200, 206):
                 return response.content
             body = response.content
             match = _ERROR_CODE.search(body)

@@ -605,13 +605,15 @@ def _read_remote_headers(
             progress.add(0)
             return
         with s3.s3_errors(uri, "audio"):
-            head = s3.get_bytes(storage, uri, f"bytes=0-{HEADER_BYTES - 1}")
+            head = s3.get_small(storage, uri, byte_range=f"bytes=0-{HEADER_BYTES - 1}")
             try:
                 info = parse_wav_header(head, meta.size)
             except WavHeaderError as exc:
                 if exc.code != "wav_header_long":
                     raise
-                head = s3.get_bytes(storage, uri, f"bytes=0-{min(meta.size, 16 * 1024 * 1024) - 1}")
+                head = s3.get_small(
+                    storage, uri, byte_range=f"bytes=0-{min(meta.size, 16 * 1024 * 1024) - 1}"
+                )
                 info = parse_wav_header(head, meta.size)
         for row in rows:
             row.info = info

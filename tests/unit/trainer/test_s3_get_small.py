@@ -39,3 +39,22 @@ def test_signed_get_matches_botocore_presign(
             for field in ("X-Amz-Credential", "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Expires"):
                 assert qa[field] == qb[field], field
             assert ours.headers["If-Match"] == '"e"'
+
+
+def test_a_ranged_get_signs_its_range_as_botocore_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    with s3.Storage(
+        s3.StorageConfig(endpoint="http://127.0.0.1:9000", region="us-east-1", addressing_style="auto")
+    ) as storage:
+        ours = s3._signed_get(storage, s3.S3Uri("my-bucket", "a.wav"), {"Range": "bytes=0-4095"})
+        ref = storage.presigner.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": "my-bucket", "Key": "a.wav", "Range": "bytes=0-4095"},
+            ExpiresIn=900,
+        )
+        assert (
+            parse_qs(urlsplit(ours.url).query)["X-Amz-SignedHeaders"]
+            == parse_qs(urlsplit(ref).query)["X-Amz-SignedHeaders"]
+        )
+        assert ours.headers["Range"] == "bytes=0-4095"
