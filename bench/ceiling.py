@@ -1,6 +1,7 @@
 """The S3 server's ceiling for cold staging: a minimal client fetching every object under a prefix.
 
     python -m bench.ceiling --prefix s3://bucket/prefix/ --dest DIR [--concurrency 32]
+    python -m bench.ceiling --prefix s3://bucket/prefix/ --range 4096 [--concurrency 32]
 
 One asyncio loop, one aiohttp keep-alive pool, ListObjectsV2 then one GET per object written to
 DEST/<key below the prefix>; SigV4 header signing per request with a hand-rolled signer whose derived
@@ -92,17 +93,25 @@ async def _list(
 
 
 async def fetch_all(
-    endpoint: str, signer: Signer, bucket: str, prefix: str, dest: Path, concurrency: int
+    endpoint: str,
+    signer: Signer,
+    bucket: str,
+    prefix: str,
+    dest: Path | None,
+    concurrency: int,
+    first_bytes: int = 0,
 ) -> tuple[int, int]:
     connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
         keys = await _list(session, endpoint, signer, bucket, prefix)
         made: set[Path] = set()
-        for key in keys:
+        for key in keys if dest is not None else ():
             parent = (dest / key[len(prefix) :]).parent
             if parent not in made:
                 parent.mkdir(parents=True, exist_ok=True)
                 made.add(parent)
+        extra = {"Range": f"bytes=0-{first_bytes - 1}"} if first_bytes else {}
+        ok = (206, 200) if first_bytes else (200,)
         total = 0
         queue = iter(keys)
 
@@ -111,11 +120,13 @@ async def fetch_all(
             for key in queue:  # a shared iterator: no per-object task or future
                 path = f"/{bucket}/{quote(key, safe='/~')}"
                 url = yarl.URL(endpoint + path, encoded=True)
-                async with session.get(url, headers=signer.headers("GET", path)) as resp:
+                headers = signer.headers("GET", path) | extra
+                async with session.get(url, headers=headers) as resp:
                     body = await resp.read()
-                    if resp.status != 200:
+                    if resp.status not in ok:
                         raise RuntimeError(f"GET {key}: HTTP {resp.status}")
-                (dest / key[len(prefix) :]).write_bytes(body)
+                if dest is not None:
+                    (dest / key[len(prefix) :]).write_bytes(body)
                 total += len(body)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -125,9 +136,12 @@ async def fetch_all(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prefix", required=True, help="s3://bucket/prefix/")
-    parser.add_argument("--dest", required=True)
+    parser.add_argument("--dest", help="folder to write the objects to (full reads)")
+    parser.add_argument("--range", type=int, default=0, help="read only the first N bytes, write nothing")
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
+    if bool(args.dest) == bool(args.range):
+        parser.error("give exactly one of --dest and --range")
     imported = time.perf_counter()
     bucket, _, prefix = args.prefix.removeprefix("s3://").partition("/")
     endpoint = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
@@ -139,7 +153,15 @@ def main() -> None:
     )
     t0 = time.perf_counter()
     files, nbytes = asyncio.run(
-        fetch_all(endpoint, signer, bucket, prefix, Path(args.dest), args.concurrency)
+        fetch_all(
+            endpoint,
+            signer,
+            bucket,
+            prefix,
+            Path(args.dest) if args.dest else None,
+            args.concurrency,
+            args.range,
+        )
     )
     out = {
         "files": files,

