@@ -19,6 +19,7 @@ from bench.common import ensure_peer_venv, log
 
 BUCKET = "bench-data"
 CORPUS = "corpus"
+CLIPS = f"{CORPUS}/clips"
 WORDS = [
     "the",
     "quick",
@@ -77,7 +78,7 @@ def transcript(rng: random.Random) -> str:
 
 
 def clip_key(i: int) -> str:
-    return f"{CORPUS}/clips/c{i:05d}.wav"
+    return f"{CLIPS}/c{i:05d}.wav"
 
 
 def ensure_corpus(env: Mapping[str, str], files: int) -> dict[str, int]:
@@ -92,7 +93,7 @@ def ensure_corpus(env: Mapping[str, str], files: int) -> dict[str, int]:
         return sizes
     except Exception:
         pass
-    log(f"uploading {files} WAV clips (~100 KB) to s3://{BUCKET}/{CORPUS}/clips/")
+    log(f"uploading {files} WAV clips (~100 KB) to s3://{BUCKET}/{CLIPS}/")
 
     def put(item: tuple[str, int]) -> None:
         key, size = item

@@ -26,23 +26,6 @@ def _spec(csv: str) -> dict[str, Any]:
     }
 
 
-def _patch_retry_mode(s3: Any, mode: str) -> None:
-    """Wrap Storage.__init__ so its client is rebuilt with another retry mode (experiment only)."""
-    import boto3
-    import botocore.config
-
-    original = s3.Storage.__init__
-
-    def init(self: Any, *a: Any, **kw: Any) -> None:
-        original(self, *a, **kw)
-        config = self.client.meta.config.merge(
-            botocore.config.Config(retries={"mode": mode, "max_attempts": 8})
-        )
-        self.client = boto3.session.Session().client("s3", endpoint_url=self.config.endpoint, config=config)
-
-    s3.Storage.__init__ = init
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["stage", "preflight", "checkpoint"])
@@ -51,11 +34,6 @@ def main() -> None:
     parser.add_argument("--work")
     parser.add_argument("--dir")
     parser.add_argument("--dest")
-    parser.add_argument(
-        "--retry-mode",
-        help="what-if experiment: rebuild the trainer's S3 client with this botocore retry mode "
-        "(the trainer itself uses 'adaptive'); no trainer code is changed",
-    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
@@ -63,8 +41,6 @@ def main() -> None:
 
     imported = time.perf_counter()
     out: dict[str, Any] = {"import_s": round(imported - started, 3)}
-    if args.retry_mode:
-        _patch_retry_mode(s3, args.retry_mode)
     if args.what == "stage":
         from deepspeech_trainer.staging import stage
 
