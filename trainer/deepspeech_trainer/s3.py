@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import random
-import re
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import boto3
-import botocore.auth
-import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
 import botocore.session
@@ -39,11 +33,6 @@ from deepspeech_trainer.exitcodes import InvalidInput, TransientError
 DEFAULT_CONCURRENCY = 48
 LARGE_TRANSFER_CONCURRENCY = 10
 MiB = 1024 * 1024
-# get_small: attempts per object (as the client's "standard" mode) and its backoff cap.
-SMALL_GET_ATTEMPTS = 8
-SMALL_GET_BACKOFF_MAX_S = 20.0
-_RETRIABLE_STATUS = {429, 500, 502, 503, 504}
-_ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -163,14 +152,17 @@ class Storage:
         self.transfer_config = transfer_config(concurrency)
         self._manager: TransferManager | None = None
         self._session = session
+        self.botocore_session = core
         self._botocore_config = botocore_config
         self._presigner: Any = None
         self._presigner_lock = threading.Lock()
-        self._bucket_urls: dict[str, BucketUrl | None] = {}
+        # s3_small's per-bucket route (URL shape, signing region, obstore client), resolved once.
+        self.bucket_routes: dict[str, Any] = {}
+        self.bucket_routes_lock = threading.Lock()
 
     @property
     def presigner(self) -> Any:
-        """A client that only signs URLs (get_small), SigV4 explicitly: left to itself, botocore presigns
+        """A client that only signs URLs (s3_small), SigV4 explicitly: left to itself, botocore presigns
         S3 URLs for a custom endpoint with the legacy SigV2, which AWS refuses in newer regions. It comes
         from the same session, so it shares the main client's credentials (and their refresh); the main
         client keeps the auth scheme its endpoint rules pick."""
@@ -312,119 +304,6 @@ def get_bytes(storage: Storage, uri: S3Uri, byte_range: str | None = None) -> by
     if byte_range:
         kwargs["Range"] = byte_range
     return storage.client.get_object(**kwargs)["Body"].read()
-
-
-_PROBE_KEY = "get-small-probe"
-_PRESIGN_QUERY = {
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
-    "X-Amz-Security-Token",
-}
-
-
-@dataclass(frozen=True)
-class BucketUrl:
-    """Where botocore sends a bucket's GetObject and how it signs it, read off one presigned URL."""
-
-    base: str  # scheme://host/[bucket/]: the object URL is base + the encoded key
-    region: str  # the signing region botocore's endpoint rules chose
-    service: str
-
-
-def bucket_url(storage: Storage, bucket: str) -> BucketUrl | None:
-    """botocore's endpoint, addressing style and signing region for `bucket`, resolved once; None when
-    the presigned URL has a shape this module does not rebuild (get_small then presigns every GET)."""
-    with storage._presigner_lock:
-        if bucket in storage._bucket_urls:
-            return storage._bucket_urls[bucket]
-    probe = storage.presigner.generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": _PROBE_KEY}, ExpiresIn=900
-    )
-    parts = urlsplit(probe)
-    query = parse_qs(parts.query)
-    scope = (query.get("X-Amz-Credential") or [""])[0].split("/")
-    found: BucketUrl | None = None
-    if parts.path.endswith("/" + _PROBE_KEY) and set(query) <= _PRESIGN_QUERY and len(scope) == 5:
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path[: -len(_PROBE_KEY)], "", ""))
-        found = BucketUrl(base=base, region=scope[2], service=scope[3])
-    with storage._presigner_lock:
-        storage._bucket_urls[bucket] = found
-    return found
-
-
-def _signed_get(storage: Storage, uri: S3Uri, headers: dict[str, str]) -> Any:
-    """A prepared GET of `uri`, signed in its query string as botocore's presigner would sign it."""
-    where = bucket_url(storage, uri.bucket)
-    credentials = storage._session.get_credentials()
-    if where is None or credentials is None:
-        params: dict[str, Any] = {"Bucket": uri.bucket, "Key": uri.key}
-        if "If-Match" in headers:
-            params["IfMatch"] = headers["If-Match"]
-        if "Range" in headers:
-            params["Range"] = headers["Range"]
-        url = storage.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=900)
-        return botocore.awsrequest.AWSRequest(method="GET", url=url, headers=headers).prepare()
-    # The key encoded as botocore's serializer encodes a greedy path label.
-    url = where.base + botocore.utils.percent_encode(uri.key, safe="/~")
-    request = botocore.awsrequest.AWSRequest(method="GET", url=url, headers=dict(headers))
-    # Frozen per request: a refreshable credential (web identity, instance role) renews itself here.
-    signer = botocore.auth.S3SigV4QueryAuth(
-        credentials.get_frozen_credentials(), where.service, where.region, expires=900
-    )
-    signer.add_auth(request)
-    return request.prepare()
-
-
-def get_small(
-    storage: Storage, uri: S3Uri, if_match: str | None = None, byte_range: str | None = None
-) -> bytes:
-    """One small object's bytes over a leaner path than `client.get_object`, same behaviour on the wire.
-
-    botocore still decides everything that makes the request right: its presigner resolves the
-    endpoint (AWS_ENDPOINT_URL / spec), addressing style and signing region once per bucket
-    (`bucket_url`), each GET is signed with botocore's own SigV4 query signer and the client's
-    credential chain (refreshed as the client would), and the request goes out on the client's own
-    HTTP session (its pool, proxies, CA bundle, timeouts). Skipped is the per-call machinery of a
-    client call (parameter validation, endpoint rules, ~20 event hooks, the retry handler's
-    bookkeeping, response parsing into a dict and a streaming body): per 100 KB clip that was 2.1 ms
-    of CPU against 0.9 ms now, on cores shared with the S3 server (bench/README.md). Errors come back
-    as the ClientError a client call would raise (code from the error document), so callers map them
-    as before; throttling, 5xx and connection errors are retried with capped exponential backoff and
-    jitter like the client's "standard" retry mode.
-    """
-    headers: dict[str, str] = {}
-    # Both are signed into the URL (X-Amz-SignedHeaders), so they are sent exactly as given.
-    if if_match is not None:
-        headers["If-Match"] = if_match
-    if byte_range is not None:
-        headers["Range"] = byte_range
-    session = storage.client._endpoint.http_session
-    for attempt in range(SMALL_GET_ATTEMPTS):
-        last = attempt == SMALL_GET_ATTEMPTS - 1
-        request = _signed_get(storage, uri, headers)
-        try:
-            response = session.send(request)
-        except botocore.exceptions.HTTPClientError:
-            if last:
-                raise
-        else:
-            if response.status_code in (200, 206):
-                return response.content
-            body = response.content
-            match = _ERROR_CODE.search(body)
-            code = match.group(1).decode("utf-8", "replace") if match else str(response.status_code)
-            if response.status_code not in _RETRIABLE_STATUS or last:
-                error = {
-                    "Error": {"Code": code, "Message": body[:500].decode("utf-8", "replace")},
-                    "ResponseMetadata": {"HTTPStatusCode": response.status_code},
-                }
-                raise botocore.exceptions.ClientError(error, "GetObject")
-        time.sleep(random.uniform(0, min(SMALL_GET_BACKOFF_MAX_S, 0.5 * 2**attempt)))
-    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def put_bytes(

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Literal
 import botocore.exceptions
 from s3transfer.subscribers import BaseSubscriber
 
-from deepspeech_trainer import s3
+from deepspeech_trainer import s3, s3_small
 from deepspeech_trainer.audio import HEADER_BYTES, WavHeaderError, WavInfo, parse_wav_header, read_wav_header
 from deepspeech_trainer.csvdata import (
     Problem,
@@ -503,7 +503,7 @@ def _download(
         uri, meta = item
         target = cache.local_path(uri)
         try:
-            body = s3.get_small(storage, uri, if_match=f'"{meta.etag}"')
+            body = s3_small.get_small(storage, uri, if_match=f'"{meta.etag}"')
             if len(body) != meta.size:
                 raise TransientError(f"{uri}: got {len(body)} bytes, listing said {meta.size}")
             part = target.with_name(target.name + ".part")
@@ -599,15 +599,13 @@ def _read_remote_headers(
             progress.add(0)
             return
         with s3.s3_errors(uri, "audio"):
-            head = s3.get_small(storage, uri, byte_range=f"bytes=0-{HEADER_BYTES - 1}")
+            head = s3_small.get_small(storage, uri, length=HEADER_BYTES)
             try:
                 info = parse_wav_header(head, meta.size)
             except WavHeaderError as exc:
                 if exc.code != "wav_header_long":
                     raise
-                head = s3.get_small(
-                    storage, uri, byte_range=f"bytes=0-{min(meta.size, 16 * 1024 * 1024) - 1}"
-                )
+                head = s3_small.get_small(storage, uri, length=min(meta.size, 16 * 1024 * 1024))
                 info = parse_wav_header(head, meta.size)
         for row in rows:
             row.info = info
