@@ -79,6 +79,11 @@ def _reads(before: dict[tuple[str, str], float], after: dict[tuple[str, str], fl
     return out
 
 
+def _polls_of_crs(reads: dict[str, float]) -> float:
+    """GETs and LISTs of DeepSpeechTrainings; WATCH counts are stream ends, not requests for data."""
+    return sum(v for k, v in reads.items() if k.endswith(PLURAL) and not k.startswith("WATCH"))
+
+
 def run(cluster: BenchCluster, work: Any, quick: bool) -> list[Record]:
     from kubernetes import client
 
@@ -126,7 +131,7 @@ def run(cluster: BenchCluster, work: Any, quick: bool) -> list[Record]:
     busy_reads = _reads(metrics_before, metrics_settled)
     idle_reads = _reads(metrics_settled, metrics_idle)
     total_busy = sum(busy_writes.values())
-    cr_reads = sum(v for k, v in busy_reads.items() if k.endswith(PLURAL) and not k.startswith("WATCH"))
+    cr_reads = _polls_of_crs(busy_reads)
     per_run = (total_busy + cr_reads) / n
     log(
         "scale: API requests per run: "
@@ -138,9 +143,7 @@ def run(cluster: BenchCluster, work: Any, quick: bool) -> list[Record]:
     # Polling would be GETs/LISTs or writes; a WATCH counted here is a stream the server ended after
     # --watch-timeout-seconds and the operator reopened: the price of noticing a dead connection
     # within that bound (docs/operator.md), reported beside the figure rather than hidden in it.
-    idle_ops = sum(idle_writes.values()) + sum(
-        v for k, v in idle_reads.items() if k.endswith(PLURAL) and not k.startswith("WATCH")
-    )
+    idle_ops = sum(idle_writes.values()) + _polls_of_crs(idle_reads)
     idle_watch_reopens = idle_reads.get(f"WATCH {PLURAL}", 0.0)
     common = {
         "n": n,

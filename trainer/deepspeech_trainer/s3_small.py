@@ -37,6 +37,7 @@ import botocore.exceptions
 import botocore.utils
 import obstore
 import obstore.exceptions
+from obstore.auth.boto3 import Boto3CredentialProvider
 from obstore.store import S3Store
 
 from deepspeech_trainer.s3 import S3Uri, Storage
@@ -114,29 +115,17 @@ def _route(storage: Storage, bucket: str) -> _Route:
         return storage.bucket_routes.setdefault(bucket, route)
 
 
-class _BotocoreCredentials:
-    """obstore's credential callback over the Storage's botocore credential chain (env, profile, web
-    identity, instance role), so both transports sign with the same, refreshed, credentials."""
-
-    def __init__(self, credentials: Any) -> None:
-        self._credentials = credentials
-
-    def __call__(self) -> dict[str, Any]:
-        frozen = self._credentials.get_frozen_credentials()
-        return {
-            "access_key_id": frozen.access_key,
-            "secret_access_key": frozen.secret_key,
-            "token": frozen.token,
-            "expires_at": datetime.datetime.now(datetime.UTC) + CREDENTIAL_TTL,
-        }
-
-
 def _object_store(storage: Storage, bucket: str, url: BucketUrl | None) -> S3Store | None:
     """An obstore client that sends `bucket`'s GETs where botocore sends them, or None."""
     endpoint = url.obstore_endpoint(bucket) if url is not None and url.service == "s3" else None
-    credentials = storage.botocore_session.get_credentials()
-    if url is None or endpoint is None or credentials is None:
+    if url is None or endpoint is None:
         return None
+    try:
+        # The botocore session's credential chain (env, profile, web identity, instance role), frozen
+        # per refresh, so both transports sign with the same, refreshed, credentials.
+        credentials = Boto3CredentialProvider(storage.botocore_session, ttl=CREDENTIAL_TTL)
+    except ValueError:
+        return None  # no credentials: botocore raises its own NoCredentialsError
     root, virtual = endpoint
     client_options: dict[str, Any] = {
         "allow_http": root.startswith("http://"),
@@ -158,7 +147,7 @@ def _object_store(storage: Storage, bucket: str, url: BucketUrl | None) -> S3Sto
         endpoint=root,
         region=url.region,
         virtual_hosted_style_request=virtual,
-        credential_provider=_BotocoreCredentials(credentials),  # type: ignore[arg-type]
+        credential_provider=credentials,
         client_options=client_options,  # type: ignore[arg-type]
         retry_config={
             "max_retries": ATTEMPTS - 1,

@@ -14,25 +14,28 @@ import pytest
 from deepspeech_trainer import s3, s3_small
 from deepspeech_trainer.exitcodes import InvalidInput, TransientError
 
-KEYS = ("clips/a b+c.wav", "x/ü~!*'();:@&=+$,?#[].wav", "plain.wav")
+ENDPOINTS = [
+    ("http://127.0.0.1:9000", "auto", "us-east-1"),
+    ("http://minio.local:9000", "virtual", "eu-west-1"),
+    ("http://minio.local:9000", "auto", "eu-west-1"),
+    ("https://s3.example.com", "path", "us-west-2"),
+    (None, "auto", "eu-central-1"),
+    (None, "path", "ap-southeast-2"),
+]
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "style", "region"),
-    [
-        ("http://127.0.0.1:9000", "auto", "us-east-1"),
-        ("http://minio.local:9000", "virtual", "eu-west-1"),
-        ("http://minio.local:9000", "auto", "eu-west-1"),
-        ("https://s3.example.com", "path", "us-west-2"),
-        (None, "auto", "eu-central-1"),
-    ],
-)
-def test_signed_get_matches_botocore_presign(
-    monkeypatch: pytest.MonkeyPatch, endpoint: str | None, style: str, region: str
-) -> None:
+@pytest.fixture(autouse=True)
+def example_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "token")
+
+
+KEYS = ("clips/a b+c.wav", "x/ü~!*'();:@&=+$,?#[].wav", "plain.wav")
+
+
+@pytest.mark.parametrize(("endpoint", "style", "region"), ENDPOINTS)
+def test_signed_get_matches_botocore_presign(endpoint: str | None, style: str, region: str) -> None:
     with s3.Storage(s3.StorageConfig(endpoint=endpoint, region=region, addressing_style=style)) as storage:
         for key in KEYS:
             ours = s3_small._signed_get(storage, s3.S3Uri("my-bucket", key), {"If-Match": '"e"'})
@@ -47,9 +50,7 @@ def test_signed_get_matches_botocore_presign(
             assert ours.headers["If-Match"] == '"e"'
 
 
-def test_a_ranged_get_signs_its_range_as_botocore_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+def test_a_ranged_get_signs_its_range_as_botocore_does() -> None:
     with s3.Storage(
         s3.StorageConfig(endpoint="http://127.0.0.1:9000", region="us-east-1", addressing_style="auto")
     ) as storage:
@@ -66,22 +67,8 @@ def test_a_ranged_get_signs_its_range_as_botocore_does(monkeypatch: pytest.Monke
         assert ours.headers["Range"] == "bytes=0-4095"
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "style", "region"),
-    [
-        ("http://127.0.0.1:9000", "auto", "us-east-1"),
-        ("http://minio.local:9000", "virtual", "eu-west-1"),
-        ("https://s3.example.com", "path", "us-west-2"),
-        (None, "auto", "eu-central-1"),
-        (None, "path", "ap-southeast-2"),
-    ],
-)
-def test_obstore_sends_each_get_where_botocore_would(
-    monkeypatch: pytest.MonkeyPatch, endpoint: str | None, style: str, region: str
-) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "token")
+@pytest.mark.parametrize(("endpoint", "style", "region"), ENDPOINTS)
+def test_obstore_sends_each_get_where_botocore_would(endpoint: str | None, style: str, region: str) -> None:
     with s3.Storage(s3.StorageConfig(endpoint=endpoint, region=region, addressing_style=style)) as storage:
         store = s3_small._route(storage, "my-bucket").store
         assert store is not None
@@ -99,7 +86,7 @@ def test_obstore_sends_each_get_where_botocore_would(
             assert qa["X-Amz-Security-Token"] == qb["X-Amz-Security-Token"]
 
 
-def test_a_bucket_url_obstore_would_not_build_the_same_goes_through_botocore() -> None:
+def test_only_the_bucket_url_shapes_obstore_builds_alike_get_an_obstore_endpoint() -> None:
     odd = s3_small.BucketUrl(base="https://gw.example.com/s3/my-bucket/", region="us-east-1", service="s3")
     assert odd.obstore_endpoint("my-bucket") is None
     path = s3_small.BucketUrl(base="http://h:9000/my-bucket/", region="us-east-1", service="s3")
